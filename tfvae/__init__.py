@@ -1,0 +1,1 @@
+"""tfvae: regularized VAEs with decoupled priors, NE-VAE and MaskAAE."""

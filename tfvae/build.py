@@ -1,0 +1,73 @@
+"""Builds models and optimizers from a config. Every name goes through a registry."""
+
+import keras
+
+from tfvae import networks
+from tfvae.likelihoods import build_likelihood
+from tfvae.models import AdversarialAutoencoder, Autoencoder
+from tfvae.objectives import OBJECTIVES
+from tfvae.priors import build_prior
+from tfvae.registry import lookup
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+def _options(cfg) -> dict:
+    return dict(cfg.options) if cfg.options is not None else {}
+
+
+def build_model(config, input_shape: tuple, dataset_size: int) -> Autoencoder:
+    """The model of ``config.objective`` with the networks, prior and likelihood of
+    ``config.model``; ``config.hparams`` are the objective's keyword arguments."""
+    cls = lookup(OBJECTIVES, config.objective, "objective")
+    m = config.model
+    d = m.latent_dim
+    encoder = networks.build_encoder(
+        m.encoder.name,
+        input_shape=tuple(input_shape),
+        out_dim=2 * d if cls.stochastic else d,
+        **_options(m.encoder),
+    )
+    decoder = networks.build_decoder(
+        m.decoder.name, latent_dim=d, output_shape=tuple(input_shape), **_options(m.decoder)
+    )
+    kwargs = dict(
+        encoder=encoder,
+        decoder=decoder,
+        prior=build_prior(m.prior.name, d, **_options(m.prior)),
+        likelihood=build_likelihood(m.likelihood.name, **_options(m.likelihood)),
+        latent_dim=d,
+        dataset_size=dataset_size,
+        seed=config.seed,
+    )
+    if issubclass(cls, AdversarialAutoencoder):
+        kwargs["adversary"] = networks.build_adversary(
+            m.adversary.name, input_dim=d, **_options(m.adversary)
+        )
+    hparams = dict(config.hparams)
+    try:
+        return cls(**kwargs, **hparams)
+    except TypeError as e:
+        raise TypeError(
+            f"Bad hparams {sorted(hparams)} for objective {config.objective!r}: {e}"
+        ) from None
+
+
+def build_optimizers(config, model: Autoencoder) -> dict:
+    """One optimizer per name the model needs, from ``config.optimizers.<name>``."""
+    out = {}
+    for name in model.optimizer_names:
+        if name not in config.optimizers:
+            raise ValueError(
+                f"Objective {config.objective!r} needs optimizers {list(model.optimizer_names)};"
+                f" config.optimizers has {sorted(config.optimizers)}. Add config.optimizers."
+                f"{name}."
+            )
+        opt = dict(config.optimizers[name])
+        cls = lookup(OPTIMIZERS, opt.pop("name"), "optimizer")
+        out[name] = cls(**{k: v for k, v in opt.items() if v is not None})
+    return out

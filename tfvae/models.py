@@ -1,0 +1,274 @@
+"""The base models. One class owns the training step; objectives supply loss terms.
+
+``Autoencoder`` owns ``train_step``, ``test_step``, the loss trackers, encoding, decoding and
+sampling. A training step is a list of ``Phase`` s, each one gradient update of some variables
+by one named optimizer. A plain VAE objective has a single phase; objectives with an adversary
+(FactorVAE, AAE, WAE-GAN, MaskAAE) derive from ``AdversarialAutoencoder`` and list more phases,
+so no objective ever writes its own step.
+
+An objective implements ``loss_terms(batches, training) -> dict[str, Tensor]``: per-example
+``[B]`` tensors (or scalars for batch-level estimators such as MMD) keyed by the names in its
+``terms`` tuple. The base reduces each term once, with a mean over the minibatch.
+"""
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+from tfvae import losses
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One gradient update inside a training step.
+
+    Attributes:
+      optimizer: key of the optimizer in ``model.optimizers`` that applies this update.
+      loss_fn: ``(batches, training) -> dict`` of loss terms; must contain ``loss_key``.
+      variables: returns the variables this update moves (nothing else changes).
+      loss_key: the term whose minibatch mean is minimized.
+      repeats: how many updates of this phase per step (e.g. 5 critic steps).
+    """
+
+    optimizer: str
+    loss_fn: Callable[[Sequence[tf.Tensor], bool], dict]
+    variables: Callable[[], list]
+    loss_key: str = "loss"
+    repeats: int = 1
+
+
+class Autoencoder(keras.Model):
+    """Base of every tfvae model: q(z|x) encoder, p(x|z) decoder, prior p(z), likelihood.
+
+    Subclasses set:
+      terms: the loss-term names they return (one ``keras.metrics.Mean`` each; the same names
+        appear in the progress bar and as TensorBoard tags ``train/<name>``, ``val/<name>``).
+      optimizer_names: the optimizers ``compile`` must receive.
+      batches_per_step: independent minibatches one step consumes (FactorVAE: 2).
+      stochastic: whether the encoder outputs (z_mean, z_log_var) (VAEs) or codes (WAE, AAE).
+
+    Args:
+      encoder: keras.Model, x -> [B, 2d] (stochastic) or [B, d].
+      decoder: keras.Model, z -> likelihood parameters shaped like x; an autoregressive decoder
+        (``decoder.autoregressive``) is called as ``decoder([z, x])`` and has ``sample(z, seed)``.
+      prior: a prior from ``tfvae.priors``.
+      likelihood: a likelihood from ``tfvae.likelihoods``.
+      latent_dim: d.
+      dataset_size: N, the number of training examples (minibatch estimators need it).
+      seed: seeds the model's ``keras.random.SeedGenerator``; all sampling goes through it.
+      kl_warmup_start: KL annealing: the KL weight starts here ...
+      kl_warmup_steps: ... and rises linearly to 1 over this many steps (0: no annealing).
+    """
+
+    terms: tuple[str, ...] = ("loss", "recon", "kl")
+    optimizer_names: tuple[str, ...] = ("main",)
+    batches_per_step: int = 1
+    stochastic: bool = True
+
+    def __init__(
+        self,
+        *,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        prior: keras.layers.Layer,
+        likelihood,
+        latent_dim: int,
+        dataset_size: int,
+        seed: int = 0,
+        kl_warmup_start: float = 1.0,
+        kl_warmup_steps: int = 0,
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior
+        self.likelihood = likelihood
+        self.latent_dim = latent_dim
+        self.dataset_size = dataset_size
+        self.kl_warmup_start = kl_warmup_start
+        self.kl_warmup_steps = kl_warmup_steps
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        self.step = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False, name="step"
+        )
+        self.trackers = {key: keras.metrics.Mean(name=key) for key in self.terms}
+        self.optimizers: dict[str, keras.optimizers.Optimizer] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # Compilation and bookkeeping
+    # ------------------------------------------------------------------------------------------
+    def compile(self, optimizers: dict, **kwargs):
+        """Takes one optimizer per name in ``optimizer_names``."""
+        missing = set(self.optimizer_names) - set(optimizers)
+        extra = set(optimizers) - set(self.optimizer_names)
+        if missing or extra:
+            raise ValueError(
+                f"{type(self).__name__} needs optimizers {sorted(self.optimizer_names)}; got "
+                f"{sorted(optimizers)} (missing {sorted(missing)}, unexpected {sorted(extra)})."
+            )
+        super().compile(optimizer=optimizers["main"], **kwargs)
+        self.optimizers = dict(optimizers)
+
+    @property
+    def metrics(self):
+        # Listed so that Keras resets them with the model's metrics.
+        return list(self.trackers.values())
+
+    def build(self, input_shape=None):
+        # Sub-networks are built by their first call (``build_all``).
+        self.built = True
+
+    def build_all(self, example_batch: tf.Tensor):
+        """Creates every variable (model and optimizers) so a checkpoint can be restored."""
+        self(example_batch[:1])
+        self.prior.build(None)
+        for phase in self.phases():
+            self.optimizers[phase.optimizer].build(phase.variables())
+
+    @property
+    def autoencoder_variables(self) -> list:
+        """Encoder, decoder and prior: what the ELBO-like objective trains."""
+        return (
+            self.encoder.trainable_variables
+            + self.decoder.trainable_variables
+            + self.prior.trainable_variables
+        )
+
+    def kl_weight(self) -> tf.Tensor:
+        """KL annealing: linear from ``kl_warmup_start`` to 1 over ``kl_warmup_steps``."""
+        if self.kl_warmup_steps <= 0:
+            return tf.constant(1.0)
+        frac = tf.cast(self.step, tf.float32) / float(self.kl_warmup_steps)
+        start = self.kl_warmup_start
+        return tf.minimum(1.0, start + (1.0 - start) * frac)
+
+    # ------------------------------------------------------------------------------------------
+    # Encoding, decoding, sampling
+    # ------------------------------------------------------------------------------------------
+    def encode(self, x: tf.Tensor, training: bool = False):
+        """x -> (z_mean, z_log_var), each [B, d]; deterministic encoders return (z, None)."""
+        h = self.encoder(x, training=training)
+        if not self.stochastic:
+            return h, None
+        z_mean, z_log_var = tf.split(h, 2, axis=-1)  # [B, d] each
+        return z_mean, z_log_var
+
+    def decoder_params(self, z: tf.Tensor, x: tf.Tensor | None = None, training: bool = False):
+        """Likelihood parameters [B, ...]; autoregressive decoders are teacher-forced on x."""
+        if getattr(self.decoder, "autoregressive", False):
+            if x is None:
+                raise ValueError("An autoregressive decoder needs x for teacher forcing.")
+            return self.decoder([z, x], training=training)
+        return self.decoder(z, training=training)
+
+    def decode(self, z: tf.Tensor, seed=None) -> tf.Tensor:
+        """Images for codes z: the likelihood mean, or a sample for autoregressive decoders."""
+        if getattr(self.decoder, "autoregressive", False):
+            return self.decoder.sample(z, seed=self.seed_generator if seed is None else seed)
+        return self.likelihood.mean(self.decoder(z, training=False))
+
+    def generate(self, n: int, temperature: float = 1.0, seed=None) -> tf.Tensor:
+        """x ~ p(x|z), z = g^-1(z0), z0 ~ N(0, temperature^2 I)."""
+        z0 = temperature * keras.random.normal(
+            [n, self.latent_dim], seed=self.seed_generator if seed is None else seed
+        )
+        return self.decode(self.prior.from_z0(z0), seed=seed)
+
+    def reconstruct(self, x: tf.Tensor) -> tf.Tensor:
+        """Decoder mean at the posterior mean (teacher-forced for autoregressive decoders)."""
+        z_mean, _ = self.encode(x)
+        return self.likelihood.mean(self.decoder_params(z_mean, x))
+
+    def call(self, x, training=False):
+        z_mean, _ = self.encode(x, training=training)
+        return self.decoder_params(z_mean, x, training=training)
+
+    # ------------------------------------------------------------------------------------------
+    # Loss terms
+    # ------------------------------------------------------------------------------------------
+    def posterior_sample(self, x: tf.Tensor, training: bool) -> dict:
+        """Encodes x and draws one reparameterized z: z_mean, z_log_var, z (each [B, d])."""
+        z_mean, z_log_var = self.encode(x, training=training)
+        if self.stochastic:
+            z = losses.reparameterize(z_mean, z_log_var, self.seed_generator)
+        else:
+            z = z_mean
+        return {"z_mean": z_mean, "z_log_var": z_log_var, "z": z}
+
+    def elbo_parts(self, x: tf.Tensor, training: bool) -> dict:
+        """The ELBO's pieces for one z ~ q(z|x): the posterior sample, decoder params,
+        ``recon`` = -log p(x|z) as trained, and ``kl`` = KL(q(z|x)||p(z)) [B]."""
+        parts = self.posterior_sample(x, training)
+        parts["params"] = self.decoder_params(parts["z"], x, training=training)
+        parts["recon"] = self.likelihood.reconstruction_loss(x, parts["params"])  # [B]
+        parts["kl"] = self.prior.kl(parts["z"], parts["z_mean"], parts["z_log_var"])  # [B]
+        return parts
+
+    def loss_terms(self, batches: Sequence[tf.Tensor], training: bool) -> dict:
+        raise NotImplementedError
+
+    def phases(self) -> list[Phase]:
+        return [Phase("main", self.loss_terms, lambda: self.autoencoder_variables)]
+
+    # ------------------------------------------------------------------------------------------
+    # Steps
+    # ------------------------------------------------------------------------------------------
+    def _split(self, data) -> list[tf.Tensor]:
+        if isinstance(data, (tuple, list)):
+            data = data[0]
+        if self.batches_per_step == 1:
+            return [data]
+        return tf.split(data, self.batches_per_step, axis=0)
+
+    def _reduce(self, terms: dict) -> dict:
+        unknown = set(terms) - set(self.terms)
+        if unknown:
+            raise KeyError(f"{type(self).__name__} returned untracked terms {sorted(unknown)}.")
+        return {key: tf.reduce_mean(value) for key, value in terms.items()}
+
+    def train_step(self, data):
+        batches = self._split(data)
+        for phase in self.phases():
+            optimizer = self.optimizers[phase.optimizer]
+            for _ in range(phase.repeats):
+                variables = phase.variables()
+                with tf.GradientTape() as tape:
+                    reduced = self._reduce(phase.loss_fn(batches, True))
+                    loss = reduced[phase.loss_key]
+                grads = tape.gradient(loss, variables)
+                optimizer.apply_gradients(
+                    [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
+                )
+            for key, value in reduced.items():
+                self.trackers[key].update_state(value)
+        self.step.assign_add(1)
+        return {key: tracker.result() for key, tracker in self.trackers.items()}
+
+    def test_step(self, data):
+        batches = self._split(data)
+        for phase in self.phases():
+            for key, value in self._reduce(phase.loss_fn(batches, False)).items():
+                self.trackers[key].update_state(value)
+        return {key: tracker.result() for key, tracker in self.trackers.items()}
+
+
+class AdversarialAutoencoder(Autoencoder):
+    """Second base, for objectives with an adversary network trained by its own optimizer.
+
+    Adds ``adversary`` (a keras.Model from ``tfvae.networks.build_adversary``) and the optimizer
+    name ``"adversary"``. Subclasses list their phases; each phase moves only its variables, so
+    the adversary's update never moves the autoencoder and vice versa.
+    """
+
+    optimizer_names = ("main", "adversary")
+
+    def __init__(self, *, adversary: keras.Model, **kwargs):
+        super().__init__(**kwargs)
+        self.adversary = adversary
+
+    def build_all(self, example_batch):
+        self.adversary(tf.zeros([1, self.latent_dim]))
+        super().build_all(example_batch)

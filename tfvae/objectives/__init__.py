@@ -1,0 +1,17 @@
+"""The objective registry: registry key -> model class. File names match the keys."""
+
+from tfvae.objectives.beta_tcvae import BetaTCVAE
+from tfvae.objectives.beta_vae_b import BetaVAEB
+from tfvae.objectives.beta_vae_h import BetaVAEH
+from tfvae.objectives.factor_vae import FactorVAE
+from tfvae.objectives.info_vae import InfoVAE
+from tfvae.objectives.vae import VAE
+
+OBJECTIVES = {
+    "vae": VAE,
+    "beta_vae_h": BetaVAEH,
+    "beta_vae_b": BetaVAEB,
+    "beta_tcvae": BetaTCVAE,
+    "factor_vae": FactorVAE,
+    "info_vae": InfoVAE,
+}

@@ -1,0 +1,190 @@
+"""Latent priors: the standard normal and the decoupled prior of dpVAE.
+
+Both are Keras 3 layers that own their variables and expose the same interface:
+
+- ``log_prob(z)``: log p(z) in the representation space, ``[..., d] -> [...]``;
+- ``sample(n, seed)``: z ~ p(z), ``[n, d]``;
+- ``to_z0(z)`` / ``from_z0(z0)``: the maps between representation space z and generation space
+  z0 (the identity for the standard normal);
+- ``kl(z, z_mean, z_log_var)``: the per-example KL(q(z|x) || p(z)) used by every objective,
+  ``[B]``;
+- ``distribution()``: the prior as a TFP distribution.
+
+References:
+  [1] Bhalodia, Lee, Elhabian. dpVAEs: Fixing Sample Generation for Regularized VAEs. ACCV 2020.
+      https://arxiv.org/abs/1911.10506
+  [2] Dinh, Sohl-Dickstein, Bengio. Density estimation using Real NVP. ICLR 2017.
+"""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import losses
+from tfvae.registry import lookup
+
+tfb = tfp.bijectors
+tfd = tfp.distributions
+
+
+class StandardNormalPrior(keras.layers.Layer):
+    """p(z) = N(0, I); z0 = z. The KL term is the closed form."""
+
+    def __init__(self, latent_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = latent_dim
+
+    def distribution(self) -> tfd.Distribution:
+        return tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]))
+
+    def log_prob(self, z: tf.Tensor, include_log_det: bool = True) -> tf.Tensor:
+        del include_log_det  # no bijection, nothing to drop
+        return losses.log_standard_normal(z)
+
+    def sample(self, n: int, seed) -> tf.Tensor:
+        return keras.random.normal([n, self.latent_dim], seed=seed)
+
+    def to_z0(self, z: tf.Tensor) -> tf.Tensor:
+        return z
+
+    def from_z0(self, z0: tf.Tensor) -> tf.Tensor:
+        return z0
+
+    def kl(self, z: tf.Tensor, z_mean: tf.Tensor, z_log_var: tf.Tensor) -> tf.Tensor:
+        del z  # analytic
+        return losses.kl_standard_normal(z_mean, z_log_var)
+
+    def call(self, z):
+        return self.log_prob(z)
+
+
+class CouplingNet(keras.layers.Layer):
+    """The s and t networks of one affine coupling block, as separate MLPs.
+
+    Each is Dense(h)-LeakyReLU-...-Dense(h)-LeakyReLU-Dense(n) (the dpVAE authors' 64-64). The
+    log-scale s goes through tanh so that exp(s) stays in [1/e, e] per block and the flow cannot
+    blow up early in training; the shift t is linear.
+    """
+
+    def __init__(self, output_units: int, hidden_units=(64, 64), **kwargs):
+        super().__init__(**kwargs)
+
+        def mlp(final_activation, name):
+            layers = []
+            for units in hidden_units:
+                layers += [keras.layers.Dense(units), keras.layers.LeakyReLU(negative_slope=0.01)]
+            layers.append(keras.layers.Dense(output_units, activation=final_activation))
+            return keras.Sequential(layers, name=name)
+
+        self.log_scale_net = mlp("tanh", "s")
+        self.shift_net = mlp(None, "t")
+
+    def call(self, x):
+        return self.shift_net(x), self.log_scale_net(x)
+
+
+class DecoupledPrior(keras.layers.Layer):
+    """The decoupled prior p(z) of dpVAE [1]: a RealNVP bijection between z and z0 ~ N(0, I).
+
+    The bijector ``B = g^-1`` maps generation space to representation space, z = B(z0), and is a
+    chain of K affine coupling blocks [2] (``tfb.RealNVP``, half of the dimensions masked) with a
+    reversal permutation between blocks so that every dimension is transformed. In the
+    generation direction a block computes y = m*x + (1-m)*(x*exp(s(m*x)) + t(m*x)), with
+    log-determinant sum((1-m)*s(m*x)).
+
+    Density by change of variables, with g = B^-1:
+
+        log p(z) = log N(g(z); 0, I) + log |det dg/dz|.
+
+    KL term (single-sample Monte Carlo, entropy in closed form), [1] eq. 5:
+
+        KL(q(z|x) || p(z)) = -H[q(z|x)] - E_q[log N(g(z); 0, I)] - E_q[log |det dg/dz|].
+
+    Args:
+      latent_dim: d, at least 2 (a coupling block needs something to condition on).
+      num_blocks: K, the number of coupling blocks (authors: 6).
+      hidden_units: hidden layer sizes of each s and t network (authors: (64, 64)).
+    """
+
+    def __init__(self, latent_dim: int, *, num_blocks: int = 6, hidden_units=(64, 64), **kwargs):
+        super().__init__(**kwargs)
+        if latent_dim < 2:
+            raise ValueError(
+                f"The decoupled prior needs latent_dim >= 2 (got {latent_dim}): an affine "
+                "coupling block conditions half of the dimensions on the other half. Use "
+                "prior 'standard_normal' for a 1-d latent."
+            )
+        if num_blocks < 1:
+            raise ValueError(f"num_blocks must be >= 1, got {num_blocks}.")
+        self.latent_dim = latent_dim
+        num_masked = latent_dim // 2
+        self.coupling_nets = [
+            CouplingNet(latent_dim - num_masked, tuple(hidden_units), name=f"coupling_{k}")
+            for k in range(num_blocks)
+        ]
+        reverse = tfb.Permute(permutation=list(reversed(range(latent_dim))))
+        blocks = []  # in generation order z0 -> z
+        for k, net in enumerate(self.coupling_nets):
+            if k > 0:
+                blocks.append(reverse)
+            blocks.append(
+                tfb.RealNVP(
+                    num_masked=num_masked,
+                    # TFP calls fn(x, output_units); the Keras layer takes only x.
+                    shift_and_log_scale_fn=lambda x, n, _net=net, **kw: _net(x),
+                    name=f"real_nvp_{k}",
+                )
+            )
+        # tfb.Chain applies its list last-to-first.
+        self.bijector = tfb.Chain(list(reversed(blocks)), name="g_inverse")
+
+    def build(self, input_shape=None):
+        # Create the coupling networks' weights eagerly so checkpoints can be restored.
+        self.bijector.forward(tf.zeros([1, self.latent_dim]))
+        self.built = True
+
+    def distribution(self) -> tfd.Distribution:
+        base = tfd.MultivariateNormalDiag(loc=tf.zeros([self.latent_dim]))
+        return tfd.TransformedDistribution(base, self.bijector)
+
+    def to_z0(self, z: tf.Tensor) -> tf.Tensor:
+        """g(z): representation space to generation space, [..., d]."""
+        return self.bijector.inverse(z)
+
+    def from_z0(self, z0: tf.Tensor) -> tf.Tensor:
+        """g^-1(z0): generation space to representation space, [..., d]."""
+        return self.bijector.forward(z0)
+
+    def log_prob(self, z: tf.Tensor, include_log_det: bool = True) -> tf.Tensor:
+        """log N(g(z); 0, I) + log|det dg/dz|; ``include_log_det=False`` drops the second term
+        (the dpVAE reference code's beta-TCVAE, kept only as a reproduction option)."""
+        z0 = self.to_z0(z)
+        log_p = losses.log_standard_normal(z0)
+        if include_log_det:
+            log_p += self.bijector.inverse_log_det_jacobian(z, event_ndims=1)
+        return log_p
+
+    def sample(self, n: int, seed) -> tf.Tensor:
+        return self.from_z0(keras.random.normal([n, self.latent_dim], seed=seed))
+
+    def kl(self, z: tf.Tensor, z_mean: tf.Tensor, z_log_var: tf.Tensor) -> tf.Tensor:
+        del z_mean
+        return -losses.gaussian_entropy(z_log_var) - self.log_prob(z)
+
+    def call(self, z):
+        return self.log_prob(z)
+
+
+PRIORS = {
+    "standard_normal": StandardNormalPrior,
+    "decoupled": DecoupledPrior,
+}
+
+
+def build_prior(name: str, latent_dim: int, **options) -> keras.layers.Layer:
+    """Builds a prior from the registry; unknown names and options fail clearly."""
+    cls = lookup(PRIORS, name, "prior")
+    try:
+        return cls(latent_dim, **options)
+    except TypeError as e:
+        raise TypeError(f"Bad options {sorted(options)} for prior {name!r}: {e}") from None

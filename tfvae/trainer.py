@@ -1,0 +1,201 @@
+"""Training loop: ``train_and_evaluate(config, workdir)``.
+
+The workdir is the record and the resume point:
+
+    workdir/config.json          the resolved config
+    workdir/checkpoints/         model, every optimizer, step and random state
+    workdir/train/, workdir/val/ TensorBoard logs (tags ``train/<term>``, ``val/<term>``)
+
+Re-running the same command restores the latest checkpoint and continues from its step. The
+input pipeline is deterministic by step (``tfvae.data.train_dataset``) and the model's random
+state lives in its ``SeedGenerator`` variable, so a resumed run repeats exactly what an
+uninterrupted run would have done. ``tf.train.CheckpointManager`` writes a checkpoint's files
+before it atomically rewrites the ``checkpoint`` index, so a kill during a write leaves the
+previous checkpoint as the latest readable one.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfvae import data as data_lib
+from tfvae.build import build_model, build_optimizers
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite; training stopped before saving it."""
+
+
+def image_grid(images: np.ndarray, rows: int | None = None) -> np.ndarray:
+    """Tiles [n, H, W, C] images into one [1, rows*H, cols*W, C] image (for summaries)."""
+    n, h, w, c = images.shape
+    rows = rows or int(np.floor(np.sqrt(n)))
+    cols = int(np.ceil(n / rows))
+    grid = np.zeros((rows * h, cols * w, c), dtype=np.float32)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = images[i]
+    return np.clip(grid, 0.0, 1.0)[None]
+
+
+class Experiment:
+    """Data, model, optimizers and checkpoint manager for one workdir.
+
+    ``Experiment(config, workdir)`` restores the latest checkpoint if there is one; evaluation
+    and export use it to load a trained model.
+    """
+
+    def __init__(self, config, workdir: str, *, restore: bool = True):
+        self.config, self.workdir = config, workdir
+        if config.train.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(config.seed)
+        self.data = data_lib.load(config.data)
+        self.model = build_model(config, self.data.shape, len(self.data.train))
+        self.optimizers = build_optimizers(config, self.model)
+        self.model.compile(self.optimizers)
+        example = data_lib.to_float(self.data.train[:1])
+        self.model.build_all(tf.convert_to_tensor(example))
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model, **{f"optimizer_{k}": v for k, v in self.optimizers.items()}
+        )
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint,
+            os.path.join(workdir, "checkpoints"),
+            max_to_keep=config.train.keep_checkpoints,
+            step_counter=self.model.step,
+        )
+        self.restored_from = None
+        if restore and self.manager.latest_checkpoint:
+            self.checkpoint.restore(
+                self.manager.latest_checkpoint
+            ).assert_existing_objects_matched()
+            self.restored_from = self.manager.latest_checkpoint
+
+    @property
+    def step(self) -> int:
+        return int(self.model.step.numpy())
+
+
+def _check_finite(logs: dict, step: int, last_checkpoint: str | None):
+    for key, value in logs.items():
+        if not np.isfinite(value):
+            raise NonFiniteLossError(
+                f"Loss term {key!r} is {value} at step {step}. Training stopped; the last good "
+                f"checkpoint is {last_checkpoint or '(none yet)'}. Lower the learning rate, "
+                "add gradient clipping (config.optimizers.<name>.clipnorm) or check the data "
+                "scaling."
+            )
+
+
+def _write_config(config, workdir: str):
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "config.json")
+    previous = None
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+    current = json.loads(config.to_json_best_effort())
+    if previous is not None and previous.get("objective") != current["objective"]:
+        raise ValueError(
+            f"Workdir {workdir} holds a {previous.get('objective')!r} run; this config trains "
+            f"{current['objective']!r}. Use another --workdir."
+        )
+    with open(path, "w") as f:
+        json.dump(current, f, indent=2, sort_keys=True)
+
+
+def evaluate_validation(exp: Experiment, num_batches: int | None) -> dict:
+    """Mean loss terms over the validation split (all of it when num_batches is None)."""
+    model, cfg = exp.model, exp.config
+    for tracker in model.metrics:
+        tracker.reset_state()
+    batch = cfg.train.batch_size * model.batches_per_step
+    ds = data_lib.eval_dataset(exp.data.val, batch_size=batch, binarize=cfg.data.binarize)
+    ds = ds.filter(lambda x: tf.shape(x)[0] == batch)  # multi-batch objectives split evenly
+    if num_batches is not None:
+        ds = ds.take(num_batches)
+    logs = {}
+    for x in ds:
+        logs = exp.test_fn(x)
+    result = {k: float(v) for k, v in logs.items()}
+    for tracker in model.metrics:
+        tracker.reset_state()
+    return result
+
+
+def _write_images(exp: Experiment, writer, step: int):
+    if exp.data.kind != "image":
+        return
+    n = exp.config.train.num_images
+    x = tf.convert_to_tensor(data_lib.to_float(exp.data.val[:n]))
+    with writer.as_default(step=step):
+        samples = exp.model.generate(n).numpy()
+        tf.summary.image("samples", image_grid(samples))
+        recon = exp.model.reconstruct(x).numpy()
+        tf.summary.image("reconstructions", image_grid(np.concatenate([x.numpy(), recon], 2)))
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
+
+    Returns the final validation loss terms.
+    """
+    _write_config(config, workdir)
+    exp = Experiment(config, workdir)
+    model, cfg = exp.model, config.train
+    if exp.restored_from:
+        logging.info("Resumed from %s at step %d.", exp.restored_from, exp.step)
+    exp.train_fn = tf.function(model.train_step, jit_compile=cfg.jit_compile)
+    exp.test_fn = tf.function(model.test_step)
+    writers = {
+        split: tf.summary.create_file_writer(os.path.join(workdir, split))
+        for split in ("train", "val")
+    }
+    batch = cfg.batch_size * model.batches_per_step
+    ds = data_lib.train_dataset(
+        exp.data.train,
+        batch_size=batch,
+        seed=config.seed,
+        start_step=exp.step,
+        binarize=config.data.binarize,
+        dequantize=config.data.dequantize,
+    )
+    progbar = keras.utils.Progbar(cfg.num_steps, stateful_metrics=list(model.terms))
+    step = exp.step
+    it = iter(ds)
+    while step < cfg.num_steps:
+        logs = exp.train_fn(next(it))
+        step += 1
+        last = step == cfg.num_steps
+        if step % cfg.log_every == 0 or last:
+            values = {k: float(v) for k, v in logs.items()}
+            _check_finite(values, step, exp.manager.latest_checkpoint)
+            with writers["train"].as_default(step=step):
+                for key, value in values.items():
+                    tf.summary.scalar(f"train/{key}", value)
+            progbar.update(step, list(values.items()))
+            for tracker in model.metrics:
+                tracker.reset_state()
+        if step % cfg.eval_every == 0 or last:
+            val = evaluate_validation(exp, cfg.val_batches)
+            with writers["val"].as_default(step=step):
+                for key, value in val.items():
+                    tf.summary.scalar(f"val/{key}", value)
+        if step % cfg.image_every == 0 or last:
+            _write_images(exp, writers["val"], step)
+        if step % cfg.checkpoint_every == 0 or last:
+            _check_finite(
+                {k: float(v) for k, v in logs.items()}, step, exp.manager.latest_checkpoint
+            )
+            exp.manager.save(checkpoint_number=step)
+    for writer in writers.values():
+        writer.flush()
+    final = evaluate_validation(exp, cfg.val_batches)
+    with open(os.path.join(workdir, "train_metrics.json"), "w") as f:
+        json.dump({"step": step, "val": final}, f, indent=2)
+    return final

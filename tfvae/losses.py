@@ -110,11 +110,11 @@ def _stratified_log_weights(batch_size: int, dataset_size: int, dtype) -> tf.Ten
     """
     n, m = float(dataset_size), float(batch_size - 1)
     strat = (n - m) / (n * m)
-    w = tf.fill([batch_size, batch_size], 1.0 / m)
-    w = tf.linalg.set_diag(w, tf.fill([batch_size], 1.0 / n))
+    w = tf.fill([batch_size, batch_size], tf.constant(1.0 / m, tf.float64))
+    w = tf.linalg.set_diag(w, tf.fill([batch_size], tf.constant(1.0 / n, tf.float64)))
     # One off-diagonal entry per row (the one just before the diagonal, cyclically).
     idx = tf.stack([tf.range(batch_size), (tf.range(batch_size) - 1) % batch_size], axis=1)
-    w = tf.tensor_scatter_nd_update(w, idx, tf.fill([batch_size], strat))
+    w = tf.tensor_scatter_nd_update(w, idx, tf.fill([batch_size], tf.constant(strat, tf.float64)))
     return tf.cast(tf.math.log(w), dtype)
 
 

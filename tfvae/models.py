@@ -229,19 +229,23 @@ class Autoencoder(keras.Model):
             raise KeyError(f"{type(self).__name__} returned untracked terms {sorted(unknown)}.")
         return {key: tf.reduce_mean(value) for key, value in terms.items()}
 
+    def apply_phase(self, phase: Phase, batches: Sequence[tf.Tensor]) -> dict:
+        """One gradient update of ``phase.variables()``; returns the reduced terms."""
+        variables = phase.variables()
+        with tf.GradientTape() as tape:
+            reduced = self._reduce(phase.loss_fn(batches, True))
+            loss = reduced[phase.loss_key]
+        grads = tape.gradient(loss, variables)
+        self.optimizers[phase.optimizer].apply_gradients(
+            [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
+        )
+        return reduced
+
     def train_step(self, data):
         batches = self._split(data)
         for phase in self.phases():
-            optimizer = self.optimizers[phase.optimizer]
             for _ in range(phase.repeats):
-                variables = phase.variables()
-                with tf.GradientTape() as tape:
-                    reduced = self._reduce(phase.loss_fn(batches, True))
-                    loss = reduced[phase.loss_key]
-                grads = tape.gradient(loss, variables)
-                optimizer.apply_gradients(
-                    [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
-                )
+                reduced = self.apply_phase(phase, batches)
             for key, value in reduced.items():
                 self.trackers[key].update_state(value)
         self.step.assign_add(1)

@@ -16,6 +16,8 @@ References:
   [2] Dinh, Sohl-Dickstein, Bengio. Density estimation using Real NVP. ICLR 2017.
 """
 
+import inspect
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -184,7 +186,10 @@ PRIORS = {
 def build_prior(name: str, latent_dim: int, **options) -> keras.layers.Layer:
     """Builds a prior from the registry; unknown names and options fail clearly."""
     cls = lookup(PRIORS, name, "prior")
-    try:
-        return cls(latent_dim, **options)
-    except TypeError as e:
-        raise TypeError(f"Bad options {sorted(options)} for prior {name!r}: {e}") from None
+    valid = set(inspect.signature(cls.__init__).parameters) - {"self", "latent_dim", "kwargs"}
+    unknown = set(options) - valid
+    if unknown:
+        raise TypeError(
+            f"Unknown options {sorted(unknown)} for prior {name!r}; valid: {sorted(valid)}."
+        )
+    return cls(latent_dim, **options)

@@ -1,0 +1,58 @@
+"""Reading a training workdir back: its resolved config and its trained model.
+
+A workdir written by ``tfvae.trainer.train_and_evaluate`` holds ``config.json`` (the resolved
+config, as JSON) and ``checkpoints/``. Evaluation and export start from here:
+
+    config = load_config("runs/dpvae")          # locked ConfigDict, as trained
+    exp = load_experiment("runs/dpvae")         # tfvae.trainer.Experiment, latest checkpoint
+
+JSON has no tuples, so tuple-valued options (``hidden_units=(64, 64)``) come back as lists;
+every builder in tfvae accepts either.
+"""
+
+import json
+import os
+
+import ml_collections
+
+CONFIG_FILE = "config.json"
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The locked config a workdir was trained with, from ``<workdir>/config.json``.
+
+    Raises:
+      FileNotFoundError: the workdir has no config.json (not a tfvae training workdir).
+    """
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} does not exist: {workdir!r} is not a tfvae workdir. Train one with "
+            f"`python -m tfvae.train --config=configs/<name>.py --workdir={workdir}`."
+        )
+    with open(path) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    config.lock()
+    return config
+
+
+def load_experiment(workdir: str, *, require_checkpoint: bool = True):
+    """``tfvae.trainer.Experiment`` for a workdir, restored from its latest checkpoint.
+
+    Args:
+      workdir: a training workdir.
+      require_checkpoint: fail when the workdir has no checkpoint yet (an untrained model is
+        almost never what the caller wants).
+
+    Returns:
+      The Experiment; ``exp.model`` is the trained model, ``exp.step`` its training step.
+    """
+    from tfvae.trainer import Experiment  # heavy (TensorFlow, data); load_config needs none
+
+    exp = Experiment(load_config(workdir), workdir)
+    if require_checkpoint and exp.restored_from is None:
+        raise FileNotFoundError(
+            f"No checkpoint in {os.path.join(workdir, 'checkpoints')}: train first, or pass "
+            "require_checkpoint=False to use the freshly initialized model."
+        )
+    return exp

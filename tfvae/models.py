@@ -91,6 +91,9 @@ class Autoencoder(keras.Model):
         self.kl_warmup_start = kl_warmup_start
         self.kl_warmup_steps = kl_warmup_steps
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+        # SeedGenerator is not trackable itself; its state variable is, and a resumed run
+        # must continue the same random stream.
+        self.rng_state = self.seed_generator.state
         self.step = self.add_weight(
             shape=(), dtype="int64", initializer="zeros", trainable=False, name="step"
         )
@@ -252,10 +255,14 @@ class Autoencoder(keras.Model):
         return {key: tracker.result() for key, tracker in self.trackers.items()}
 
     def test_step(self, data):
+        # Evaluation must not advance the training random state: a run that validates more
+        # often (or a resumed one) would otherwise train on different noise.
+        state = tf.identity(self.seed_generator.state)
         batches = self._split(data)
         for phase in self.phases():
             for key, value in self._reduce(phase.loss_fn(batches, False)).items():
                 self.trackers[key].update_state(value)
+        self.seed_generator.state.assign(state)
         return {key: tracker.result() for key, tracker in self.trackers.items()}
 
 

@@ -22,6 +22,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfvae import aggressive as aggressive_lib
+from tfvae import collapse
 from tfvae import data as data_lib
 from tfvae.build import build_model, build_optimizers
 
@@ -60,6 +62,12 @@ class Experiment:
         self.model.compile(self.optimizers)
         example = data_lib.to_float(self.data.train[:1])
         self.model.build_all(tf.convert_to_tensor(example))
+        # He et al.'s aggressive mode attaches its state to the model: checkpointed with it.
+        self.aggressive = None
+        if config.train.aggressive:
+            self.aggressive = aggressive_lib.AggressiveTraining.from_config(
+                self.model, config, self.data.train
+            )
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, **{f"optimizer_{k}": v for k, v in self.optimizers.items()}
         )
@@ -134,7 +142,8 @@ def _write_images(exp: Experiment, writer, step: int):
     n = exp.config.train.num_images
     x = tf.convert_to_tensor(data_lib.to_float(exp.data.val[:n]))
     with writer.as_default(step=step):
-        samples = exp.model.generate(n).numpy()
+        # A fixed seed: the same latent points every time, and no draw from the training RNG.
+        samples = exp.model.generate(n, seed=exp.config.seed).numpy()
         tf.summary.image("samples", image_grid(samples))
         recon = exp.model.reconstruct(x).numpy()
         tf.summary.image("reconstructions", image_grid(np.concatenate([x.numpy(), recon], 2)))
@@ -151,6 +160,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     if exp.restored_from:
         logging.info("Resumed from %s at step %d.", exp.restored_from, exp.step)
     exp.train_fn = tf.function(model.train_step, jit_compile=cfg.jit_compile)
+    if exp.aggressive is not None:
+        exp.train_fn = exp.aggressive.train_step
     exp.test_fn = tf.function(model.test_step)
     writers = {
         split: tf.summary.create_file_writer(os.path.join(workdir, split))
@@ -183,6 +194,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 tracker.reset_state()
         if step % cfg.eval_every == 0 or last:
             val = evaluate_validation(exp, cfg.val_batches)
+            if cfg.collapse_metrics or exp.aggressive is not None:
+                val.update(collapse.validation_metrics(exp, cfg.val_batches))
+            if exp.aggressive is not None:
+                val.update(exp.aggressive.end_of_validation(val["mutual_information"]))
             with writers["val"].as_default(step=step):
                 for key, value in val.items():
                     tf.summary.scalar(f"val/{key}", value)

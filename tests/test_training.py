@@ -1,0 +1,128 @@
+"""The trainer: resume equals an uninterrupted run, NaN stops cleanly, configs lock and run."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae import data as data_lib
+from tfvae import trainer
+from tfvae.config_loader import load_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_FILES = sorted(
+    p
+    for p in glob.glob(os.path.join(REPO, "configs", "*.py"))
+    if "common" not in p and "__" not in p
+)
+
+
+def _moons(name="dpvae.py", **train):
+    config = load_config(os.path.join(REPO, "configs", name) + ":two_moons,smoke")
+    with config.unlocked():
+        config.train.deterministic = True
+        config.train.update(train)
+    return config
+
+
+def _weights(workdir, config):
+    exp = trainer.Experiment(config, workdir)
+    return exp.step, [v.numpy() for v in exp.model.weights], exp
+
+
+def test_resume_reaches_the_same_step_and_weights(tmp_path):
+    steps = dict(num_steps=6, checkpoint_every=3, eval_every=3, log_every=3)
+    straight = _moons(**steps)
+    trainer.train_and_evaluate(straight, str(tmp_path / "a"))
+
+    first_half = _moons(**{**steps, "num_steps": 3})
+    trainer.train_and_evaluate(first_half, str(tmp_path / "b"))
+    trainer.train_and_evaluate(_moons(**steps), str(tmp_path / "b"))  # the same command again
+
+    step_a, w_a, exp_a = _weights(str(tmp_path / "a"), straight)
+    step_b, w_b, exp_b = _weights(str(tmp_path / "b"), straight)
+    assert step_a == step_b == 6
+    assert len(w_a) == len(w_b) > 0
+    for a, b in zip(w_a, w_b, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Optimizer state and the random state are part of the checkpoint too.
+    for name in exp_a.optimizers:
+        for a, b in zip(
+            exp_a.optimizers[name].variables, exp_b.optimizers[name].variables, strict=True
+        ):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(exp_a.optimizers["main"].iterations.numpy()) == 6
+
+
+def test_workdir_holds_config_logs_and_checkpoints(tmp_path):
+    config = _moons("factor_dpvae.py", num_steps=4)
+    final = trainer.train_and_evaluate(config, str(tmp_path))
+    assert set(final) == {"loss", "recon", "kl", "tc", "adversary_loss", "adversary_accuracy"}
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["objective"] == "factor_vae" and saved["model"]["prior"]["name"] == "decoupled"
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-4")
+    tags = set()
+    for split in ("train", "val"):
+        for path in glob.glob(str(tmp_path / split / "events*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                tags |= {v.tag for v in event.summary.value}
+    assert {"train/loss", "train/tc", "val/loss", "val/adversary_loss"} <= tags
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    config = _moons("vae.py", num_steps=2)
+    trainer.train_and_evaluate(config, str(tmp_path))
+    real_load = data_lib.load
+
+    def poisoned(cfg):
+        splits = real_load(cfg)
+        splits.train[:] = np.nan
+        return splits
+
+    monkeypatch.setattr(data_lib, "load", poisoned)
+    with pytest.raises(trainer.NonFiniteLossError, match=r"'loss' is nan .*ckpt-2"):
+        trainer.train_and_evaluate(_moons("vae.py", num_steps=4), str(tmp_path))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
+def test_other_objective_in_same_workdir_is_refused(tmp_path):
+    trainer.train_and_evaluate(_moons("vae.py", num_steps=2), str(tmp_path))
+    with pytest.raises(ValueError, match="Use another --workdir"):
+        trainer.train_and_evaluate(_moons("info_vae.py", num_steps=2), str(tmp_path))
+
+
+def test_same_seed_same_result_on_cpu(tmp_path):
+    a = trainer.train_and_evaluate(_moons("beta_tcvae.py", num_steps=3), str(tmp_path / "a"))
+    b = trainer.train_and_evaluate(_moons("beta_tcvae.py", num_steps=3), str(tmp_path / "b"))
+    assert a == b
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
+def test_config_is_locked_documented_and_validates_arguments(path):
+    config = load_config(path)
+    doc = open(path).read()
+    assert "python -m tfvae.train --config=configs/" + os.path.basename(path) in doc
+    with pytest.raises(AttributeError, match="bach_size"):
+        config.train.bach_size = 8
+    with pytest.raises(ValueError, match="Valid: datasets"):
+        load_config(path + ":mnsit")
+    assert load_config(path + ":mnist").data.name == "mnist"
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
+def test_every_config_runs_under_smoke(path, tmp_path):
+    config = load_config(path + ":smoke")
+    final = trainer.train_and_evaluate(config, str(tmp_path))
+    assert all(np.isfinite(v) for v in final.values()), final
+    assert os.path.exists(tmp_path / "checkpoints" / "checkpoint")
+
+
+def test_unknown_dataset_fails_with_valid_names(tmp_path):
+    config = _moons("vae.py")
+    with config.unlocked():
+        config.data.name = "fashion"
+    with pytest.raises(ValueError, match="Valid datasets: .*fashion_mnist"):
+        trainer.train_and_evaluate(config, str(tmp_path))

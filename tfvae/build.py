@@ -69,5 +69,34 @@ def build_optimizers(config, model: Autoencoder) -> dict:
             )
         opt = dict(config.optimizers[name])
         cls = lookup(OPTIMIZERS, opt.pop("name"), "optimizer")
+        # Optional field: a schedule of the learning rate over the optimizer's own iterations.
+        schedule = opt.pop("schedule", None)
+        if schedule is not None:
+            opt["learning_rate"] = build_schedule(opt["learning_rate"], **dict(schedule))
         out[name] = cls(**{k: v for k, v in opt.items() if v is not None})
     return out
+
+
+def piecewise_constant(learning_rate: float, *, boundaries, multipliers):
+    """lr * multipliers[i] while boundaries[i-1] < t <= boundaries[i] (t: 0-based iteration).
+
+    E.g. ``boundaries=(375,), multipliers=(1.0, 0.2)``: the full rate for iterations 0..375,
+    a fifth after. The optimizer evaluates it at its checkpointed ``iterations``, so a resumed
+    run continues on the same schedule.
+    """
+    if len(multipliers) != len(boundaries) + 1:
+        raise ValueError(
+            f"piecewise_constant needs len(multipliers) == len(boundaries) + 1; got "
+            f"boundaries {list(boundaries)} and multipliers {list(multipliers)}."
+        )
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [int(b) for b in boundaries], [learning_rate * float(m) for m in multipliers]
+    )
+
+
+SCHEDULES = {"piecewise_constant": piecewise_constant}
+
+
+def build_schedule(learning_rate: float, name: str, **options):
+    """The learning-rate schedule ``name`` (``config.optimizers.<opt>.schedule``)."""
+    return lookup(SCHEDULES, name, "schedule")(learning_rate, **options)

@@ -218,3 +218,65 @@ def permute_dims(z: tf.Tensor, seed) -> tf.Tensor:
     keys = keras.random.uniform(tf.shape(z), seed=seed)  # [B, d]
     order = tf.argsort(keys, axis=0)  # [B, d]: an independent permutation per column
     return tf.transpose(tf.gather(tf.transpose(z), tf.transpose(order), batch_dims=1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Adversarial autoencoders (AAE, WAE-GAN, MaskAAE)
+# ----------------------------------------------------------------------------------------------
+def gradient_penalty(critic, real: tf.Tensor, fake: tf.Tensor, seed, eps: float = 1e-12):
+    """WGAN-GP penalty (Gulrajani et al. 2017, eq. 3), per example: [B, d], [B, d] -> [B].
+
+        GP_b = (||grad_u D(u_b)||_2 - 1)^2,   u_b = fake_b + t_b (real_b - fake_b),
+        t_b ~ U[0, 1] (one weight per example).
+
+    The norm is computed as sqrt(sum g^2 + eps): at a zero gradient (a constant critic, a dead
+    ReLU region) ``sqrt`` alone has an infinite derivative, which turns the critic's update into
+    NaN; with eps the penalty is (sqrt(eps) - 1)^2 ~ 1 and its gradient is finite. For unit-norm
+    gradients eps changes the penalty by less than float32 resolution.
+
+    Call it inside the training tape: the inner tape's gradient is recorded by the outer one, so
+    the penalty's gradient with respect to the critic's weights is a second derivative.
+
+    Args:
+      critic: callable [B, d] -> [B] or [B, 1] scores.
+      real, fake: the two samples (their order only changes which end t = 0 picks).
+      seed: a Keras seed (generator or int) for the interpolation weights t.
+      eps: keeps the norm differentiable at zero.
+    """
+    import keras
+
+    real, fake = tf.stop_gradient(real), tf.stop_gradient(fake)
+    t = keras.random.uniform(tf.concat([tf.shape(real)[:1], [1]], 0), seed=seed)  # [B, 1]
+    u = fake + t * (real - fake)  # [B, d]
+    with tf.GradientTape() as tape:
+        tape.watch(u)
+        # The sum's gradient is per example because the critic treats examples independently.
+        score = tf.reduce_sum(critic(u))
+    grads = tape.gradient(score, u)  # [B, d]
+    norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=-1) + eps)  # [B]
+    return tf.square(norm - 1.0)
+
+
+def masked_variance_penalty(z: tf.Tensor, alpha: tf.Tensor, sharpness: float = 10.0):
+    """MaskAAE's variance penalty on masked-out codes, per example: [B, d], [d] -> [B].
+
+        V_b = mean_j (mean_b' z_b'j - z_bj)^2 * exp(-sharpness * alpha_j^2)
+
+    (Mondal et al. 2020, supp. eq. 14; the minibatch mean of V_b is the authors'
+    ``reduce_mean(square(reduce_mean(z, 0) - z) * exp(-10 alpha^2))``). The weight is 1 for a
+    closed mask entry (alpha_j = 0) and exp(-sharpness) for an open one: the encoder is asked
+    not to put information into dimensions the decoder will not see. A batch-level estimator
+    (it uses the minibatch mean), given in per-example form.
+    """
+    weight = tf.exp(-sharpness * tf.square(alpha))  # [d]
+    centred = tf.reduce_mean(z, axis=0, keepdims=True) - z  # [B, d]
+    return tf.reduce_mean(tf.square(centred) * weight, axis=-1)
+
+
+def mask_polynomial_regularizer(alpha: tf.Tensor) -> tf.Tensor:
+    """sum_j |(1 - alpha_j) alpha_j|: [d] -> scalar (MaskAAE, eq. 10, third term).
+
+    Zero exactly at binary masks; for alpha in [0, 1] its derivative 1 - 2 alpha_j makes gradient
+    descent push each entry to the nearer of 0 and 1.
+    """
+    return tf.reduce_sum(tf.abs((1.0 - alpha) * alpha))

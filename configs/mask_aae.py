@@ -1,0 +1,143 @@
+"""MaskAAE on Fashion-MNIST by default; the authors' MNIST settings (Mondal et al., UAI 2020).
+
+Run:
+    python -m tfvae.train --config=configs/mask_aae.py --workdir=runs/mask_aae
+Other data and sizes:
+    --config=configs/mask_aae.py:mnist                 (MNIST: TFDS, or data.path to IDX files)
+    --config=configs/mask_aae.py:m=64                  (starting latent size m; images: 48)
+    --config=configs/mask_aae.py:manifold,n=8,m=16     (synthetic data, true latent size n)
+    --config=configs/mask_aae.py:smoke                 (4 steps, small networks)
+Change the latent size with ``m=``, not ``--config.model.latent_dim``: the schedules (R, c, the
+learning-rate drop) are computed from it here. Sweep m with ``python -m tools.mask_sweep``.
+
+Setting (authors' code): d = m = 48, encoder, decoder and critic 4 x 1024 ReLU MLPs, batch 64,
+per-pixel BCE; RMSProp: autoencoder 5e-4, critic 1e-4 (5 updates per step), generator 1e-4,
+mask 5e-4; c from 2/d doubling every 4R steps up to 2048, autoencoder and mask learning rates
+/5 after step 5R (R = 5400 for d = 48); 500k steps. Manifold: a per-dimension squared error
+instead of BCE, and as many steps as the c schedule needs to reach 2048, plus 4R.
+
+Expect: ``train/active_dims`` starts near 0.98 m (m ~ U(0, 5)) and, as c grows, settles at a
+value that hardly depends on m (paper Fig. 4c, 5: MNIST settles at about the same count for every
+starting m); on the manifold data about n dimensions stay active for any m >= n (Fig. 4a, b),
+and the FID is flat in m where a WAE's follows a U-curve. The paper's exact numbers are lost
+from the text tfvae has. Per-dimension mask values are logged as ``train/alpha``
+(``python -m tools.mask_trace <workdir>`` plots Fig. 5).
+"""
+
+import ml_collections
+
+from configs import common
+from tfvae.objectives.mask_aae import authors_interval as schedule_interval
+
+DATASETS = ("fashion_mnist", "mnist", "manifold")
+DEFAULT_M = {"image": 48, "manifold": 16}
+DEFAULT_N = 8  # the ``manifold`` preset's true latent size
+IMAGE_HIDDEN = (1024,) * 4
+MANIFOLD_HIDDEN = (1024,) * 4
+SMOKE_HIDDEN = (32, 32)
+
+
+def saturation_step(d: int, *, start: float | None = None, maximum: float = 2048.0) -> int:
+    """First step at which c = min(maximum, start * 2^floor(t / 4R)) reaches its cap."""
+    c, doublings = (2.0 / d if start is None else start), 0
+    while c < maximum:
+        c, doublings = 2.0 * c, doublings + 1
+    return 4 * schedule_interval(d) * doublings
+
+
+def manifold_steps(d: int) -> int:
+    """Synthetic runs: until c saturates, then 4R more steps (every model, for equal budgets)."""
+    return saturation_step(d) + 4 * schedule_interval(d)
+
+
+def _net(name: str, **options) -> ml_collections.ConfigDict:
+    return ml_collections.ConfigDict({"name": name, "options": options})
+
+
+def rmsprop(learning_rate: float, drop_at: int | None = None) -> dict:
+    """RMSProp, optionally with the learning rate divided by 5 after iteration ``drop_at``."""
+    opt = {"name": "rmsprop", "learning_rate": learning_rate, "clipnorm": None}
+    if drop_at is not None:
+        opt["schedule"] = {
+            "name": "piecewise_constant",
+            "boundaries": (drop_at,),
+            "multipliers": (1.0, 0.2),
+        }
+    return opt
+
+
+def deterministic_ae_config(objective: str, arg: str | None, *, hparams, optimizers, image_steps):
+    """The shared shape of the WAE / AAE / MaskAAE configs.
+
+    Args:
+      objective: registry key.
+      arg: the config argument string: a dataset in ``DATASETS``, ``smoke``, ``m=``, ``n=``.
+      hparams: ``d -> dict``, the objective's keyword arguments for latent size d.
+      optimizers: ``d -> dict`` of optimizer configs for latent size d.
+      image_steps: training steps on images.
+    """
+    args = common.parse_arg(arg, declared=("n", "m"))
+    dataset = args["dataset"]
+    if dataset not in DATASETS:
+        raise ValueError(
+            f"configs/{objective}.py supports datasets {list(DATASETS)}, got {dataset!r}."
+        )
+    manifold = dataset == "manifold"
+    if "n" in args and not manifold:
+        raise ValueError("n= (the true latent size) applies to the manifold data only.")
+    m = int(args.get("m", DEFAULT_M["manifold" if manifold else "image"]))
+    c = common.base_config()
+    c.objective = objective
+    common.apply_dataset(c, dataset)
+    if manifold:
+        c.data.manifold_latent_dim = int(args.get("n", DEFAULT_N))
+    hidden = SMOKE_HIDDEN if args["smoke"] else (MANIFOLD_HIDDEN if manifold else IMAGE_HIDDEN)
+    c.model.latent_dim = m
+    c.model.encoder = _net("mask_aae_mlp", hidden_sizes=hidden)
+    c.model.decoder = _net("mask_aae_mlp", hidden_sizes=hidden)
+    c.model.adversary = _net("mlp_critic", hidden_sizes=hidden)
+    c.model.prior = _net("standard_normal")
+    # Images in [0, 1] get the authors' BCE; the synthetic data are unbounded reals.
+    c.model.likelihood = _net("gaussian", weight=1.0) if manifold else _net("bernoulli")
+    c.hparams = ml_collections.ConfigDict(hparams(m))
+    c.optimizers = ml_collections.ConfigDict(optimizers(m))
+    c.train.update(
+        batch_size=64,
+        num_steps=manifold_steps(m) if manifold else image_steps,
+        log_every=100,
+        eval_every=5000,
+        image_every=5000,
+        checkpoint_every=5000,
+    )
+    return common.finalize(c, args)
+
+
+def get_config(arg: str | None = None):
+    def hparams(d):
+        return {
+            "schedule_interval": schedule_interval(d),
+            "poly_weight_start": 2.0 / d,
+            "poly_weight_max": 2048.0,
+            "variance_weight": 100.0,
+            "variance_sharpness": 10.0,
+            "mask_recon_weight": 1000.0,
+            "mask_init_max": 5.0,
+            "active_threshold": 0.1,
+            "adversarial_loss": "wgan_gp",
+            "adversary_steps": 5,
+            "gradient_penalty_weight": 10.0,
+            "recon_reduction": "mean",
+        }
+
+    def optimizers(d):
+        drop = 5 * schedule_interval(d)
+        return {
+            "main": rmsprop(5e-4, drop_at=drop),
+            "adversary": rmsprop(1e-4),
+            "generator": rmsprop(1e-4),
+            "mask": rmsprop(5e-4, drop_at=drop),
+        }
+
+    return deterministic_ae_config(
+        "mask_aae", arg, hparams=hparams, optimizers=optimizers, image_steps=500_000
+    )

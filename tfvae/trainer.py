@@ -136,6 +136,17 @@ def evaluate_validation(exp: Experiment, num_batches: int | None) -> dict:
     return result
 
 
+def _write_vector_summaries(model):
+    """Per-dimension values a model offers as ``vector_summaries() -> {name: [d]}`` (MaskAAE: its
+    mask alpha): a histogram for TensorBoard, and the exact values as a tensor summary
+    ``train/<name>_values`` that tools read back for plots (``tools.mask_trace``)."""
+    if not hasattr(model, "vector_summaries"):
+        return
+    for key, value in model.vector_summaries().items():
+        tf.summary.histogram(f"train/{key}", value)
+        tf.summary.write(f"train/{key}_values", value)
+
+
 def _write_images(exp: Experiment, writer, step: int):
     if exp.data.kind != "image":
         return
@@ -189,6 +200,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
             with writers["train"].as_default(step=step):
                 for key, value in values.items():
                     tf.summary.scalar(f"train/{key}", value)
+                _write_vector_summaries(model)
             progbar.update(step, list(values.items()))
             for tracker in model.metrics:
                 tracker.reset_state()

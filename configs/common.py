@@ -81,6 +81,10 @@ def base_config() -> ml_collections.ConfigDict:
             "keep_checkpoints": 3,
             "jit_compile": False,
             "deterministic": False,
+            # He et al. 2019 aggressive encoder training (tfvae.aggressive).
+            "aggressive": False,
+            # Validation MI, active units and re-encoding error (tfvae.collapse) at each eval.
+            "collapse_metrics": False,
         }
     )
     c.optimizers = ml_collections.ConfigDict(

@@ -1,0 +1,353 @@
+"""MaskAAE and its family (WAE-MMD, AAE): the mask, the losses, the phases, the schedules.
+
+Closed forms and invariants: alpha = 1 - exp(-m) in [0, 1); the polynomial regularizer's
+gradient (1 - 2 alpha) e^-m pushes alpha to the nearer of 0 and 1; the WGAN-GP penalty of a
+linear critic u -> w.u is (||w|| - 1)^2 and finite at w = 0; the variance penalty weights each
+dimension's spread by exp(-10 alpha^2); each of the four optimizers moves only its own
+variables; c and the learning rates follow the authors' schedules and survive a checkpoint.
+The manifold data's Jacobian rank is tested in tests/test_data.py; every config's Fashion-MNIST
+smoke run in tests/test_training.py.
+"""
+
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae import losses, networks, trainer
+from tfvae.config_loader import load_config
+from tfvae.likelihoods import build_likelihood
+from tfvae.objectives import OBJECTIVES
+from tfvae.objectives.aae import AAE
+from tfvae.objectives.mask_aae import (
+    LatentMask,
+    MaskAAE,
+    active_dimensions,
+    authors_interval,
+    poly_weight_at,
+)
+from tfvae.priors import build_prior
+from tools import mask_trace
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+D, SHAPE = 4, (6,)
+
+
+def _config(name: str, arg: str):
+    return load_config(os.path.join(REPO, "configs", f"{name}.py") + ":" + arg)
+
+
+def _model(cls=MaskAAE, adversary_outputs=None, **hparams):
+    """A small model on 6-d binary vectors, with one RMSProp optimizer per phase."""
+    adversary = networks.build_adversary("mlp_critic", input_dim=D, hidden_sizes=(16, 16))
+    if adversary_outputs is not None:  # a FactorVAE-style 2-logit adversary
+        adversary = networks.build_adversary("factor_vae", input_dim=D, hidden_sizes=(16,))
+    model = cls(
+        encoder=networks.build_encoder("mlp", input_shape=SHAPE, out_dim=D, hidden_sizes=(16,)),
+        decoder=networks.build_decoder("mlp", latent_dim=D, output_shape=SHAPE, hidden_sizes=(16,)),
+        adversary=adversary,
+        prior=build_prior("standard_normal", D),
+        likelihood=build_likelihood("bernoulli"),
+        latent_dim=D,
+        dataset_size=100,
+        seed=1,
+        **hparams,
+    )
+    model.compile({name: keras.optimizers.RMSprop(1e-3) for name in model.optimizer_names})
+    x = tf.cast(keras.random.uniform((8 * model.batches_per_step, *SHAPE), seed=0) > 0.5, "float32")
+    model.build_all(x)
+    return model, x
+
+
+# ----------------------------------------------------------------------------------------------
+# The mask
+# ----------------------------------------------------------------------------------------------
+def test_alpha_in_unit_interval_increasing_with_threshold_at_minus_log_0_9():
+    mask = LatentMask(50, seed=0)
+    m0 = mask.m.numpy()
+    assert np.all((m0 >= 0) & (m0 <= 5)) and m0.std() > 0.5  # m ~ U(0, 5)
+    m = np.linspace(0.0, 16.0, 50).astype("float32")
+    mask.m.assign(m)
+    alpha = mask.alpha().numpy()
+    assert alpha[0] == 0.0 and np.all(alpha >= 0) and np.all(alpha < 1)
+    assert np.all(np.diff(alpha) > 0)
+    np.testing.assert_allclose(alpha, 1 - np.exp(-m.astype("float64")), rtol=1e-6, atol=1e-7)
+    z = np.ones([3, 50], "float32")
+    np.testing.assert_allclose(mask(z).numpy(), np.broadcast_to(alpha, (3, 50)))
+    # Active iff alpha >= 0.1, i.e. m >= -log(0.9) = 0.10536.
+    edge = -math.log(0.9)
+    mask.m.assign(np.r_[[edge - 1e-4, edge + 1e-4], np.zeros(48)].astype("float32"))
+    assert mask.active().numpy()[:2].tolist() == [False, True]
+    assert float(mask.num_active()) == 1.0
+
+
+def test_optimizer_keeps_m_nonnegative():
+    mask = LatentMask(3, seed=0)
+    mask.m.assign([0.01, 1.0, 3.0])
+    opt = keras.optimizers.RMSprop(0.5)
+    for _ in range(5):
+        opt.apply_gradients([(tf.ones([3]), mask.m)])  # descent pushes every m down
+    assert np.all(mask.m.numpy() >= 0) and mask.m.numpy()[0] == 0.0
+    assert np.all(mask.alpha().numpy() >= 0)
+
+
+def test_polynomial_regularizer_gradient_pushes_alpha_to_nearer_end():
+    mask = LatentMask(6, seed=0)
+    m = np.array([0.05, 0.3, 0.6, 0.8, 1.5, 4.0], "float32")  # alpha from 0.05 to 0.98
+    mask.m.assign(m)
+    with tf.GradientTape() as tape:
+        reg = losses.mask_polynomial_regularizer(mask.alpha())
+    grad = tape.gradient(reg, mask.m).numpy()
+    alpha = 1 - np.exp(-m)
+    np.testing.assert_allclose(float(reg), np.sum(alpha * (1 - alpha)), rtol=1e-6)
+    np.testing.assert_allclose(grad, (1 - 2 * alpha) * np.exp(-m), rtol=1e-5)
+    # Gradient descent lowers alpha below 1/2 and raises it above.
+    assert np.all(np.sign(-grad) == np.sign(alpha - 0.5))
+    opt = keras.optimizers.RMSprop(0.05)
+
+    @tf.function
+    def descend():
+        for _ in tf.range(300):
+            with tf.GradientTape() as tape:
+                reg = losses.mask_polynomial_regularizer(mask.alpha())
+            opt.apply_gradients([(tape.gradient(reg, mask.m), mask.m)])
+
+    descend()
+    final = mask.alpha().numpy()
+    np.testing.assert_allclose(final, np.where(alpha > 0.5, 1.0, 0.0), atol=1e-3)
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradient penalty and variance penalty
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("norm", [1.0, 2.0, 0.5])
+def test_gradient_penalty_of_linear_critic_is_norm_minus_one_squared(norm):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(5)
+    w = tf.constant(norm * w / np.linalg.norm(w), tf.float32)
+    real = tf.constant(rng.standard_normal((32, 5)), tf.float32)
+    fake = tf.constant(rng.standard_normal((32, 5)), tf.float32)
+    gp = losses.gradient_penalty(lambda u: tf.linalg.matvec(u, w), real, fake, seed=0).numpy()
+    assert gp.shape == (32,)
+    np.testing.assert_allclose(gp, (norm - 1.0) ** 2, atol=1e-6)  # 1-Lipschitz: exactly 0
+
+
+def test_gradient_penalty_finite_at_zero_gradient():
+    critic = keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer="ones")
+    real = tf.random.stateless_normal([16, 3], seed=[0, 1])
+    fake = tf.random.stateless_normal([16, 3], seed=[0, 2])
+    critic(real)
+    with tf.GradientTape() as tape:
+        gp = tf.reduce_mean(losses.gradient_penalty(critic, real, fake, seed=0))
+    grad = tape.gradient(gp, critic.kernel).numpy()
+    np.testing.assert_allclose(float(gp), (math.sqrt(1e-12) - 1) ** 2, rtol=1e-6)
+    # d GP / d w = 2 (norm - 1) w / sqrt(||w||^2 + eps): finite, and 0 at w = 0.
+    assert np.all(np.isfinite(grad)) and np.all(grad == 0)
+    # Without eps the norm's derivative at 0 is 0/0: the case the eps exists for.
+    with tf.GradientTape() as tape:
+        u = tf.Variable(tf.zeros([3]))
+        naive = tf.norm(u)
+    assert np.isnan(tape.gradient(naive, u).numpy()).all()
+
+
+def test_gradient_penalty_interpolates_uniformly_on_the_segment():
+    seen = []
+
+    def critic(u):
+        seen.append(u)
+        return tf.reduce_sum(u, axis=-1)
+
+    n = 4000
+    losses.gradient_penalty(critic, tf.ones([n, 2]), tf.zeros([n, 2]), seed=3)
+    t = seen[0].numpy()  # u = t * real + (1 - t) * fake = t * (1, 1)
+    np.testing.assert_array_equal(t[:, 0], t[:, 1])
+    assert t.min() >= 0 and t.max() <= 1
+    assert abs(t.mean() - 0.5) < 0.02 and abs(t.var() - 1 / 12) < 0.01  # U(0, 1)
+
+
+def test_variance_penalty_closed_forms():
+    rng = np.random.default_rng(0)
+    alpha = tf.constant([0.0, 0.0, 1.0, 1.0])
+    spread = rng.standard_normal((64, 2)).astype("float32")
+    # Constant codes on the masked-out dimensions: only exp(-10) times the open ones' spread.
+    z = np.concatenate([np.full((64, 2), 3.0, "float32"), spread], axis=1)
+    v = losses.masked_variance_penalty(tf.constant(z), alpha).numpy()  # [B]
+    assert v.shape == (64,)
+    expected = math.exp(-10) * np.var(spread, axis=0).sum() / 4
+    np.testing.assert_allclose(v.mean(), expected, rtol=1e-5)
+    assert v.mean() < 1e-4
+    # Constant codes everywhere: exactly zero. Spread on a closed dimension: weight 1.
+    assert np.all(losses.masked_variance_penalty(tf.fill([8, 4], 2.0), alpha).numpy() == 0)
+    z = np.zeros((64, 4), "float32")
+    z[:, 0] = spread[:, 0]
+    v = losses.masked_variance_penalty(tf.constant(z), alpha).numpy().mean()
+    np.testing.assert_allclose(v, np.var(spread[:, 0]) / 4, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------------
+def test_each_optimizer_of_the_train_step_moves_only_its_variables():
+    model, x = _model()
+    groups = {
+        "main": model.encoder.trainable_variables + model.decoder.trainable_variables,
+        # Not its output bias: mean D(z) - mean D(eps) cancels it and the penalty sees only
+        # gradients, so the critic's loss does not depend on it.
+        "adversary": model.adversary.trainable_variables[:-1],
+        "generator": model.encoder.trainable_variables,
+        "mask": [model.latent_mask.m],
+    }
+    everything = model.trainable_variables
+    assert len(everything) == len({id(v) for g in groups.values() for v in g}) + 1
+    step = tf.function(model.train_step)
+    for active in model.optimizer_names:
+        for name, opt in model.optimizers.items():
+            opt.learning_rate = 1e-3 if name == active else 0.0  # no retrace: a variable
+        before = [v.numpy().copy() for v in everything]
+        logs = step(x)
+        assert all(np.isfinite(float(v)) for v in logs.values())
+        moved = {
+            id(v)
+            for b, v in zip(before, everything, strict=True)
+            if not np.array_equal(b, v.numpy())
+        }
+        assert moved == {id(v) for v in groups[active]}, active
+    assert int(model.step.numpy()) == len(model.optimizer_names)
+    assert model.batches_per_step == 8  # autoencoder, 5 critic updates, generator, mask
+    assert model.optimizers["adversary"].iterations.numpy() == 5 * 4
+
+
+def test_variance_term_of_the_model_is_the_penalty_on_unmasked_codes():
+    model, x = _model()
+    model.latent_mask.m.assign([0.0, 0.0, 30.0, 30.0])
+    terms = model.autoencoder_terms(x[:8], training=False)
+    z, _ = model.encode(x[:8])
+    expected = losses.masked_variance_penalty(z, model.alpha()).numpy()
+    np.testing.assert_allclose(terms["variance"].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        terms["loss"].numpy(), terms["recon"].numpy() + 100.0 * expected, rtol=1e-6
+    )
+    # Per-pixel mean BCE (the authors' reduction): at most log 2 + |logit| scale, never a sum.
+    assert terms["recon"].numpy().max() < 5.0
+
+
+def test_generation_decodes_masked_prior_samples_and_closed_dims_are_ignored():
+    model, x = _model()
+    model.latent_mask.m.assign([2.0, 0.0, 1.0, 0.0])
+    eps = keras.random.normal([5, D], seed=7)
+    expected = tf.sigmoid(model.decoder(eps * model.alpha()))
+    np.testing.assert_allclose(model.generate(5, seed=7).numpy(), expected.numpy(), rtol=1e-6)
+    z = np.random.default_rng(0).standard_normal((5, D)).astype("float32")
+    z2 = z.copy()
+    z2[:, [1, 3]] += 10.0  # closed dimensions
+    np.testing.assert_allclose(model.decode(z).numpy(), model.decode(z2).numpy(), rtol=1e-6)
+    assert not np.allclose(model.decode(z).numpy(), model.decode(z + 1.0).numpy())
+    # Reconstructions see the masked codes too.
+    code, _ = model.encode(x[:5])
+    np.testing.assert_allclose(
+        model.reconstruct(x[:5]).numpy(),
+        tf.sigmoid(model.decoder(code * model.alpha())).numpy(),
+        rtol=1e-6,
+    )
+    assert active_dimensions(model).tolist() == [True, False, True, False]
+
+
+def test_adversary_with_two_logits_is_refused_by_name():
+    with pytest.raises(ValueError, match="mlp_critic"):
+        _model(AAE, adversary_outputs=2)
+
+
+def test_gan_variant_of_aae_trains_one_step():
+    model, x = _model(AAE, adversarial_loss="gan", adversary_steps=1)
+    assert model.batches_per_step == 3
+    logs = tf.function(model.train_step)(x)
+    assert set(logs) == set(model.terms)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+
+
+# ----------------------------------------------------------------------------------------------
+# Schedules
+# ----------------------------------------------------------------------------------------------
+def test_schedule_interval_and_poly_weight_closed_forms():
+    assert [authors_interval(d) for d in (2, 20, 21, 48, 89, 200)] == [
+        75,
+        75,
+        2362,
+        5400,
+        10_000,
+        10_000,
+    ]
+    model, _ = _model()  # d = 4: R = 75, c starts at 1/2
+    assert model.schedule_interval == 75 and model.poly_weight_start == 0.5
+    for step, c in [(0, 0.5), (299, 0.5), (300, 1.0), (599, 1.0), (600, 2.0), (3000, 512.0)]:
+        model.step.assign(step)
+        assert (
+            float(model.poly_weight())
+            == c
+            == poly_weight_at(step, start=0.5, interval=75, maximum=2048.0)
+        )
+    model.step.assign(10**9)
+    assert float(model.poly_weight()) == 2048.0
+
+
+def _lr(opt) -> float:
+    return float(keras.ops.convert_to_numpy(opt.learning_rate))
+
+
+def test_schedules_follow_closed_forms_and_survive_checkpoint(tmp_path):
+    config = _config("mask_aae", "manifold,smoke,m=4,n=2")  # d = 4: R = 75, drop after 375
+    assert config.hparams.schedule_interval == 75
+    final = trainer.train_and_evaluate(config, str(tmp_path))
+    assert all(np.isfinite(v) for v in final.values())
+    exp = trainer.Experiment(config, str(tmp_path))
+    opts = exp.optimizers
+    assert exp.step == 4
+    its = {k: int(o.iterations.numpy()) for k, o in opts.items()}
+    assert its == {"main": 4, "adversary": 20, "generator": 4, "mask": 4}
+    for t, main in [(0, 5e-4), (375, 5e-4), (376, 1e-4), (10_000, 1e-4)]:
+        for name in ("main", "mask"):
+            opts[name].iterations.assign(t)
+            assert _lr(opts[name]) == pytest.approx(main, rel=1e-6)
+    assert _lr(opts["adversary"]) == _lr(opts["generator"]) == pytest.approx(1e-4)
+    # Past the drop and the first doubling of c: save, rebuild from scratch, restore.
+    exp.model.step.assign(400)
+    for o in opts.values():
+        o.iterations.assign(400)
+    exp.manager.save(checkpoint_number=400)
+    resumed = trainer.Experiment(config, str(tmp_path))
+    assert resumed.step == 400
+    assert _lr(resumed.optimizers["main"]) == pytest.approx(1e-4, rel=1e-6)
+    assert _lr(resumed.optimizers["mask"]) == pytest.approx(1e-4, rel=1e-6)
+    assert float(resumed.model.poly_weight()) == 1.0  # 0.5 * 2^floor(400 / 300)
+    np.testing.assert_array_equal(resumed.model.latent_mask.m.numpy(), exp.model.latent_mask.m)
+    # The mask was logged: active dimensions as a scalar, alpha as an exact vector.
+    steps, alpha = mask_trace.read_trace(str(tmp_path))
+    assert steps.tolist() == [2, 4] and alpha.shape == (2, 4)
+    assert np.all((alpha >= 0) & (alpha < 1))
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["wae_mmd", "aae"])
+def test_config_runs_smoke_on_manifold(name, tmp_path):
+    config = _config(name, "manifold,smoke,n=2,m=3")
+    assert config.model.latent_dim == 3 and config.data.manifold_latent_dim == 2
+    final = trainer.train_and_evaluate(config, str(tmp_path))
+    assert set(final) == set(OBJECTIVES[name].terms)
+    assert all(np.isfinite(v) for v in final.values())
+
+
+def test_config_arguments_set_sizes_and_schedules():
+    c = _config("mask_aae", "m=32")
+    assert c.model.latent_dim == 32 and c.hparams.schedule_interval == 3600
+    assert c.hparams.poly_weight_start == 2 / 32
+    assert list(c.optimizers.main.schedule.boundaries) == [5 * 3600]
+    assert c.model.encoder.options.hidden_sizes == (1024,) * 4 and c.train.batch_size == 64
+    with pytest.raises(ValueError, match="manifold data only"):
+        _config("aae", "n=4")
+    with pytest.raises(ValueError, match="supports datasets"):
+        _config("wae_mmd", "svhn")

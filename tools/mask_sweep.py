@@ -1,0 +1,181 @@
+"""Sweeps the starting latent size m for WAE and MaskAAE: the MaskAAE paper's Figure 4.
+
+    python -m tools.mask_sweep --out=runs/sweep_manifold --dataset=manifold --n=8 \
+        --m=2,4,8,12,16,20
+    python -m tools.mask_sweep --out=runs/sweep_fmnist --dataset=fashion_mnist --m=8,16,32,64
+    python -m tools.mask_sweep ... --models=wae_mmd,aae,mask_aae   (add the mask-free critic AAE)
+
+For every model and m it trains ``configs/<model>.py:<dataset>,m=<m>[,n=<n>]`` in
+``<out>/<model>/m<m>`` and evaluates FID, the active dimensions and NAC there
+(``tfvae.evaluation``; the manifold data's FID is the Frechet distance of the raw 128-d vectors,
+the images' uses the data set's cached classifier unless ``--inception_weights`` is given).
+It writes
+
+    <out>/results.json, results.csv   model, m, FID, discovered size, NAC, step
+    <out>/figure4.png                 FID against m per model (left axis) and the discovered
+                                      size against m (right axis), with the true n dashed
+
+Resumable: training resumes from each workdir's checkpoint and a (model, m) whose results were
+recorded at its final step is not evaluated again; re-run the same command after a stop.
+
+The paper's baseline ("WAE ... with exactly the same architecture without the mask layer") is,
+in the authors' code, the WGAN-GP AAE (``aae``); ``wae_mmd`` is the MMD WAE. Expect WAE's FID
+to follow a U-curve with its minimum near n, MaskAAE's to stay flat for m >= n, and MaskAAE's
+discovered size to stay near n for every m >= n.
+"""
+
+import csv
+import json
+import os
+import sys
+
+from absl import app, flags
+
+_OUT = flags.DEFINE_string("out", None, "Sweep directory (workdirs, results, figure).")
+_DATASET = flags.DEFINE_enum(
+    "dataset", "manifold", ["manifold", "fashion_mnist", "mnist"], "Data set preset."
+)
+_N = flags.DEFINE_integer("n", 8, "True latent size of the manifold data (ignored for images).")
+_M = flags.DEFINE_list("m", ["2", "4", "8", "12", "16", "20"], "Starting latent sizes m.")
+_MODELS = flags.DEFINE_list("models", ["wae_mmd", "mask_aae"], "Configs (objectives) to sweep.")
+_NUM_STEPS = flags.DEFINE_integer(
+    "num_steps", None, "Training steps of every run (default: each config's own)."
+)
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 10_000, "Generated samples for the FID.")
+_INCEPTION = flags.DEFINE_string(
+    "inception_weights", None, "InceptionV3 Keras weights for image FID (default: classifier)."
+)
+flags.mark_flag_as_required("out")
+
+RESULTS = "results.json"
+MASKED = ("mask_aae",)
+
+
+def config_arg(dataset: str, m: int, n: int) -> str:
+    """The config argument string of one run."""
+    return f"{dataset},m={m}" + (f",n={n}" if dataset == "manifold" else "")
+
+
+def load_results(out: str) -> dict:
+    path = os.path.join(out, RESULTS)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_results(out: str, results: dict) -> None:
+    """results.json (atomically) and results.csv."""
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, RESULTS + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=2, sort_keys=True)
+    os.replace(tmp, os.path.join(out, RESULTS))
+    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["model", "m", "fid", "discovered", "nac", "step"])
+        for model, runs in sorted(results.get("runs", {}).items()):
+            for m, r in sorted(runs.items(), key=lambda kv: int(kv[0])):
+                writer.writerow([model, m, r["fid"], r["discovered"], r["nac"], r["step"]])
+
+
+def run_one(model: str, m: int, *, out: str, dataset: str, n: int, options) -> dict:
+    """Trains (or resumes) one run and evaluates it; returns its results row."""
+    from tfvae import evaluation, trainer
+    from tfvae.config_loader import load_config
+
+    config = load_config(os.path.join("configs", f"{model}.py") + ":" + config_arg(dataset, m, n))
+    if _NUM_STEPS.value is not None:
+        with config.unlocked():
+            config.train.num_steps = _NUM_STEPS.value
+    workdir = os.path.join(out, model, f"m{m}")
+    trainer.train_and_evaluate(config, workdir)
+    report = evaluation.evaluate_workdir(workdir, options)
+    scalars = report["metrics"]
+    return {
+        "fid": float(scalars["fid"]),
+        # Without a mask every dimension reaches the decoder.
+        "discovered": float(scalars.get("active_dims", m)),
+        "nac": float(scalars.get("nac", float("nan"))),
+        "step": int(report["step"]),
+        "workdir": workdir,
+    }
+
+
+def plot_figure4(results: dict, path: str) -> None:
+    """FID against m per model (left) and discovered size against m (right axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    right = ax.twinx()
+    n = results.get("n")
+    all_m = []
+    for model, runs in sorted(results.get("runs", {}).items()):
+        ms = sorted(int(k) for k in runs)
+        all_m += ms
+        ax.plot(ms, [runs[str(m)]["fid"] for m in ms], "o-", label=f"{model} FID")
+        if model in MASKED:
+            found = [runs[str(m)]["discovered"] for m in ms]
+            right.plot(ms, found, "s--", color="tab:green", label=f"{model} discovered size")
+    if all_m:
+        lo, hi = min(all_m), max(all_m)
+        right.plot([lo, hi], [lo, hi], ":", color="gray", linewidth=0.8, label="m (no masking)")
+        right.set_ylim(0, 1.05 * hi)
+        ax.set_xticks(sorted(set(all_m)))
+    if n is not None:
+        ax.axvline(n, color="k", linestyle="--", linewidth=0.8)
+        right.axhline(n, color="tab:green", linestyle=":", linewidth=0.8, label=f"true n = {n}")
+    ax.set_xlabel("starting latent size m")
+    ax.set_ylabel("FID")
+    right.set_ylabel("active dimensions")
+    handles = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="upper center")
+    ax.set_title(f"{results.get('dataset')}: FID and discovered latent size against m")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    sys.path.insert(0, ".")  # configs import ``configs.common``
+    from tfvae import evaluation
+
+    out, dataset = _OUT.value, _DATASET.value
+    n = _N.value if dataset == "manifold" else None
+    options = evaluation.EvalOptions(
+        metrics=("fid", "active_dims", "nac"),
+        num_fid=_NUM_SAMPLES.value,
+        inception_weights=_INCEPTION.value,
+        verbose=False,
+    )
+    results = load_results(out)
+    if results and (results.get("dataset"), results.get("n")) != (dataset, n):
+        raise ValueError(
+            f"{out} holds a sweep of {results.get('dataset')} (n={results.get('n')}); this "
+            f"command sweeps {dataset} (n={n}). Use another --out."
+        )
+    results.update(dataset=dataset, n=n)
+    runs = results.setdefault("runs", {})
+    for model in _MODELS.value:
+        for m in (int(v) for v in _M.value):
+            done = runs.get(model, {}).get(str(m))
+            if done is not None and _NUM_STEPS.value in (None, done["step"]):
+                continue  # trained to the end and evaluated by an earlier invocation
+            print(f"== {model}, m = {m}", flush=True)
+            row = run_one(model, m, out=out, dataset=dataset, n=_N.value, options=options)
+            runs.setdefault(model, {})[str(m)] = row
+            save_results(out, results)
+            print(f"   FID {row['fid']:.3f}, discovered {row['discovered']:.0f}", flush=True)
+    save_results(out, results)
+    plot_figure4(results, os.path.join(out, "figure4.png"))
+    print(f"wrote {os.path.join(out, 'figure4.png')}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -156,7 +156,7 @@ class Servable:
         try:
             outputs = self.signatures[signature](**feeds)
         except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
-            raise _bad(e.message) from None
+            raise _bad(_op_error_message(e.message)) from None
         except tf.errors.OpError as e:
             raise ServingError(500, e.message) from None
         return {k: v.numpy() for k, v in outputs.items()}
@@ -173,6 +173,14 @@ class Servable:
             "model_spec": {"name": self.name, "signature_name": "", "version": str(self.version)},
             "metadata": {"signature_def": {"signature_def": defs}},
         }
+
+
+def _op_error_message(message: str) -> str:
+    """The line a person needs from a TensorFlow op error (an in-graph assertion's text)."""
+    for line in message.splitlines():
+        if "assertion failed:" in line:
+            return line.strip()
+    return message
 
 
 def _version_dirs(folder: str) -> dict[int, str]:
@@ -483,7 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
         logging.info("%s %s", self.address_string(), format % args)
 
     def _reply(self, status: int, payload: dict):
-        body = json.dumps(payload, indent=1).encode()
+        body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -6,8 +6,7 @@ config, as JSON) and ``checkpoints/``. Evaluation and export start from here:
     config = load_config("runs/dpvae")          # locked ConfigDict, as trained
     exp = load_experiment("runs/dpvae")         # tfvae.trainer.Experiment, latest checkpoint
 
-JSON has no tuples, so tuple-valued options (``hidden_units=(64, 64)``) come back as lists;
-every builder in tfvae accepts either.
+JSON has no tuples; lists are read back as tuples, as the configs write them.
 """
 
 import json
@@ -18,8 +17,29 @@ import ml_collections
 CONFIG_FILE = "config.json"
 
 
+def _tuples(value):
+    """JSON lists back to tuples, as the configs write them (``hidden_units=(64, 64)``)."""
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def _fill_missing(target: dict, defaults: dict) -> None:
+    for key, value in defaults.items():
+        if key not in target:
+            target[key] = value
+        elif isinstance(value, dict) and isinstance(target[key], dict):
+            _fill_missing(target[key], value)
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
     """The locked config a workdir was trained with, from ``<workdir>/config.json``.
+
+    Fields that ``configs.common.base_config()`` has and an older config.json lacks are filled
+    from it (when the repository's ``configs`` package is importable), so a workdir written
+    before a field existed still builds.
 
     Raises:
       FileNotFoundError: the workdir has no config.json (not a tfvae training workdir).
@@ -31,7 +51,14 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
             f"`python -m tfvae.train --config=configs/<name>.py --workdir={workdir}`."
         )
     with open(path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+        saved = _tuples(json.load(f))
+    try:
+        from configs import common
+    except ImportError:
+        common = None
+    if common is not None:
+        _fill_missing(saved, _tuples(json.loads(common.base_config().to_json_best_effort())))
+    config = ml_collections.ConfigDict(saved)
     config.lock()
     return config
 

@@ -25,8 +25,8 @@ from configs.mask_aae import deterministic_ae_config, rmsprop
 
 
 def get_config(arg: str | None = None):
-    def hparams(d):
-        del d
+    def hparams(d, args):
+        del d, args
         return {
             "adversarial_loss": "wgan_gp",
             "adversary_steps": 5,
@@ -34,8 +34,8 @@ def get_config(arg: str | None = None):
             "recon_reduction": "mean",
         }
 
-    def optimizers(d):
-        del d
+    def optimizers(d, args):
+        del d, args
         return {"main": rmsprop(5e-4), "adversary": rmsprop(1e-4), "generator": rmsprop(1e-4)}
 
     return deterministic_ae_config(

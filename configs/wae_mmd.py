@@ -24,12 +24,12 @@ from configs.mask_aae import deterministic_ae_config
 
 
 def get_config(arg: str | None = None):
-    def hparams(d):
-        del d
+    def hparams(d, args):
+        del d, args
         return {"lambda_": 2.0, "recon_reduction": "mean"}
 
-    def optimizers(d):
-        del d
+    def optimizers(d, args):
+        del d, args
         return {"main": {"name": "adam", "learning_rate": 1e-3, "beta_1": 0.5, "clipnorm": None}}
 
     return deterministic_ae_config(

@@ -346,6 +346,9 @@ def test_config_arguments_set_sizes_and_schedules():
     assert c.model.latent_dim == 32 and c.hparams.schedule_interval == 3600
     assert c.hparams.poly_weight_start == 2 / 32
     assert list(c.optimizers.main.schedule.boundaries) == [5 * 3600]
+    assert tuple(c.optimizers.mask.schedule.multipliers) == (1.0, 0.2)
+    # The authors' code scales the loss instead, which RMSProp cancels: no effective drop.
+    assert tuple(_config("mask_aae", "lr_drop=1").optimizers.mask.schedule.multipliers) == (1, 1)
     assert c.model.encoder.options.hidden_sizes == (1024,) * 4 and c.train.batch_size == 64
     with pytest.raises(ValueError, match="manifold data only"):
         _config("aae", "n=4")

@@ -42,6 +42,9 @@ _NUM_STEPS = flags.DEFINE_integer(
     "num_steps", None, "Training steps of every run (default: each config's own)."
 )
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 10_000, "Generated samples for the FID.")
+_MASK_ARGS = flags.DEFINE_list(
+    "mask_aae_args", [], "Extra config arguments of the mask_aae runs, e.g. lr_drop=1."
+)
 _INCEPTION = flags.DEFINE_string(
     "inception_weights", None, "InceptionV3 Keras weights for image FID (default: classifier)."
 )
@@ -51,9 +54,9 @@ RESULTS = "results.json"
 MASKED = ("mask_aae",)
 
 
-def config_arg(dataset: str, m: int, n: int) -> str:
+def config_arg(dataset: str, m: int, n: int, extra=()) -> str:
     """The config argument string of one run."""
-    return f"{dataset},m={m}" + (f",n={n}" if dataset == "manifold" else "")
+    return ",".join([dataset, f"m={m}", *([f"n={n}"] if dataset == "manifold" else []), *extra])
 
 
 def load_results(out: str) -> dict:
@@ -84,7 +87,9 @@ def run_one(model: str, m: int, *, out: str, dataset: str, n: int, options) -> d
     from tfvae import evaluation, trainer
     from tfvae.config_loader import load_config
 
-    config = load_config(os.path.join("configs", f"{model}.py") + ":" + config_arg(dataset, m, n))
+    extra = _MASK_ARGS.value if model == "mask_aae" else ()
+    arg = config_arg(dataset, m, n, extra)
+    config = load_config(os.path.join("configs", f"{model}.py") + ":" + arg)
     if _NUM_STEPS.value is not None:
         with config.unlocked():
             config.train.num_steps = _NUM_STEPS.value
@@ -155,12 +160,13 @@ def main(argv):
         verbose=False,
     )
     results = load_results(out)
-    if results and (results.get("dataset"), results.get("n")) != (dataset, n):
+    setting = {"dataset": dataset, "n": n, "mask_aae_args": list(_MASK_ARGS.value)}
+    previous = {"mask_aae_args": [], **{k: results[k] for k in setting if k in results}}
+    if results and previous != setting:
         raise ValueError(
-            f"{out} holds a sweep of {results.get('dataset')} (n={results.get('n')}); this "
-            f"command sweeps {dataset} (n={n}). Use another --out."
+            f"{out} holds a sweep of {previous}; this is {setting}. Use another --out."
         )
-    results.update(dataset=dataset, n=n)
+    results.update(setting)
     runs = results.setdefault("runs", {})
     for model in _MODELS.value:
         for m in (int(v) for v in _M.value):

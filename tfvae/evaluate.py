@@ -4,7 +4,7 @@
     python -m tfvae.evaluate --workdir=runs/info_dpvae --num_samples=1000 --nll_samples=20
     python -m tfvae.evaluate --workdir=runs/info_dpvae --metrics=fid,fid_lp
     python -m tfvae.evaluate --workdir=runs/info_dpvae --inception_weights=inception_v3.h5
-    python -m tfvae.evaluate --workdir=... --metrics=help    (lists the registered metrics)
+    python -m tfvae.evaluate --metrics=help    (lists the registered metrics)
 
 Writes ``metrics.json``, ``figures/*.png`` and TensorBoard summaries (``eval/``) into the
 workdir and prints a short table. Defaults are the paper's sizes: 10,000 images for FID and
@@ -18,70 +18,82 @@ from absl import app, flags
 
 from tfvae import evaluation
 
-_DEFAULTS = evaluation.EvalOptions()
-
-_WORKDIR = flags.DEFINE_string("workdir", None, "A trained tfvae workdir.")
-_METRICS = flags.DEFINE_list(
-    "metrics", None, "Metrics to run (default: every default metric); 'help' lists them."
-)
-_NUM_SAMPLES = flags.DEFINE_integer(
-    "num_samples",
-    None,
-    "Sets every sample count (FID images, sKL samples, encoded training examples, NLL "
-    "examples) at once; default: the paper's sizes.",
-)
-_NLL_SAMPLES = flags.DEFINE_integer(
-    "nll_samples", _DEFAULTS.nll_samples, "K, importance samples per example."
-)
-_NLL_CHUNK = flags.DEFINE_integer(
-    "nll_chunk", _DEFAULTS.nll_chunk, "Importance samples per decoder call (bounds memory)."
-)
-_SPLIT = flags.DEFINE_enum("split", _DEFAULTS.split, ["test", "val"], "Evaluation split.")
-_SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of every evaluation draw.")
-_BATCH = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Encode/decode batch size.")
-_INCEPTION = flags.DEFINE_string(
-    "inception_weights",
-    None,
-    "Keras weights file of InceptionV3: FID on its pool3 features. Default: the data set's "
-    "cached label classifier.",
-)
-_CACHE = flags.DEFINE_string(
-    "feature_cache", _DEFAULTS.feature_cache, "Folder of cached FID classifiers."
-)
-_CLASSIFIER_STEPS = flags.DEFINE_integer(
-    "classifier_steps", _DEFAULTS.classifier_steps, "Training steps of a new FID classifier."
-)
-_QUIET = flags.DEFINE_bool("quiet", False, "No progress bars or table.")
+FLAGS = flags.FLAGS
 
 
-def options_from_flags() -> evaluation.EvalOptions:
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines the CLI's flags in ``flag_values`` (here rather than at import, so importing
+    this module next to other entry points in one process cannot define a flag twice)."""
+    d = evaluation.EvalOptions()
+    fv = {"flag_values": flag_values}
+    flags.DEFINE_string("workdir", None, "A trained tfvae workdir.", **fv)
+    flags.DEFINE_list(
+        "metrics",
+        None,
+        "Metrics to run (default: every default metric); 'help' lists them.",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "num_samples",
+        None,
+        "Sets every sample count (FID images, sKL samples, encoded training examples, NLL "
+        "examples) at once; default: the paper's sizes.",
+        **fv,
+    )
+    flags.DEFINE_integer("nll_samples", d.nll_samples, "K, importance samples per example.", **fv)
+    flags.DEFINE_integer(
+        "nll_chunk", d.nll_chunk, "Importance samples per decoder call (bounds memory).", **fv
+    )
+    flags.DEFINE_enum("split", d.split, ["test", "val"], "Evaluation split.", **fv)
+    flags.DEFINE_integer("seed", d.seed, "Seed of every evaluation draw.", **fv)
+    flags.DEFINE_integer("batch_size", d.batch_size, "Encode / decode batch size.", **fv)
+    flags.DEFINE_string(
+        "inception_weights",
+        None,
+        "Keras weights file of InceptionV3: FID on its pool3 features. Default: the data "
+        "set's cached label classifier.",
+        **fv,
+    )
+    flags.DEFINE_string("feature_cache", d.feature_cache, "Folder of cached FID classifiers.", **fv)
+    flags.DEFINE_integer(
+        "classifier_steps", d.classifier_steps, "Training steps of a new FID classifier.", **fv
+    )
+    flags.DEFINE_bool("quiet", False, "No progress bars or table.", **fv)
+
+
+def options_from_flags(f=FLAGS) -> evaluation.EvalOptions:
     return evaluation.EvalOptions(
-        metrics=tuple(_METRICS.value) if _METRICS.value else None,
-        split=_SPLIT.value,
-        nll_samples=_NLL_SAMPLES.value,
-        nll_chunk=_NLL_CHUNK.value,
-        batch_size=_BATCH.value,
-        seed=_SEED.value,
-        inception_weights=_INCEPTION.value,
-        feature_cache=_CACHE.value,
-        classifier_steps=_CLASSIFIER_STEPS.value,
-        verbose=not _QUIET.value,
-    ).with_num_samples(_NUM_SAMPLES.value)
+        metrics=tuple(f.metrics) if f.metrics else None,
+        split=f.split,
+        nll_samples=f.nll_samples,
+        nll_chunk=f.nll_chunk,
+        batch_size=f.batch_size,
+        seed=f.seed,
+        inception_weights=f.inception_weights,
+        feature_cache=f.feature_cache,
+        classifier_steps=f.classifier_steps,
+        verbose=not f.quiet,
+    ).with_num_samples(f.num_samples)
+
+
+def run(f: flags.FlagValues = FLAGS) -> dict | None:
+    """What the command does with parsed flags; returns the report (None for help)."""
+    if f.metrics == ["help"]:
+        print(evaluation.describe_metrics())
+        return None
+    if f.workdir is None:
+        raise app.UsageError("--workdir is required.")
+    return evaluation.evaluate_workdir(f.workdir, options_from_flags(f))
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if _METRICS.value == ["help"]:
-        for name, spec in evaluation.METRICS.items():
-            print(f"{name:<16} {'default' if spec.default else '       '}  {spec.description}")
-        return
-    if _WORKDIR.value is None:
-        raise app.UsageError("--workdir is required.")
     # Workdir configs may name data paths relative to the repository root, as training does.
     sys.path.insert(0, ".")
-    evaluation.evaluate_workdir(_WORKDIR.value, options_from_flags())
+    run(FLAGS)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -81,12 +81,15 @@ def base_config() -> ml_collections.ConfigDict:
             "keep_checkpoints": 3,
             "jit_compile": False,
             "deterministic": False,
+            "mixed_precision": None,  # or "mixed_bfloat16" / "mixed_float16" on accelerators
             # He et al. 2019 aggressive encoder training (tfvae.aggressive).
             "aggressive": False,
             # Validation MI, active units and re-encoding error (tfvae.collapse) at each eval.
             "collapse_metrics": False,
         }
     )
+    # Strategy (tfvae.distribute.STRATEGIES): default, mirrored, multi_worker, tpu.
+    c.distribution = ml_collections.ConfigDict({"name": "default", "devices": None, "tpu": None})
     c.optimizers = ml_collections.ConfigDict(
         {"main": {"name": "adam", "learning_rate": 1e-4, "clipnorm": None}}
     )

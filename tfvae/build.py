@@ -1,5 +1,7 @@
 """Builds models and optimizers from a config. Every name goes through a registry."""
 
+import contextlib
+
 import keras
 
 from tfvae import networks
@@ -16,6 +18,21 @@ OPTIMIZERS = {
 }
 
 
+MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
+
+
+@contextlib.contextmanager
+def _dtype_policy(name: str | None):
+    if name not in MIXED_PRECISION:
+        raise ValueError(f"Unknown train.mixed_precision {name!r}; valid: {list(MIXED_PRECISION)}.")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name or "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def _options(cfg) -> dict:
     return dict(cfg.options) if cfg.options is not None else {}
 
@@ -26,15 +43,18 @@ def build_model(config, input_shape: tuple, dataset_size: int) -> Autoencoder:
     cls = lookup(OBJECTIVES, config.objective, "objective")
     m = config.model
     d = m.latent_dim
-    encoder = networks.build_encoder(
-        m.encoder.name,
-        input_shape=tuple(input_shape),
-        out_dim=2 * d if cls.stochastic else d,
-        **_options(m.encoder),
-    )
-    decoder = networks.build_decoder(
-        m.decoder.name, latent_dim=d, output_shape=tuple(input_shape), **_options(m.decoder)
-    )
+    with _dtype_policy(config.train.mixed_precision):
+        # Only the large networks compute in low precision; the model casts their outputs to
+        # float32, and priors, adversaries and every loss stay float32.
+        encoder = networks.build_encoder(
+            m.encoder.name,
+            input_shape=tuple(input_shape),
+            out_dim=2 * d if cls.stochastic else d,
+            **_options(m.encoder),
+        )
+        decoder = networks.build_decoder(
+            m.decoder.name, latent_dim=d, output_shape=tuple(input_shape), **_options(m.decoder)
+        )
     kwargs = dict(
         encoder=encoder,
         decoder=decoder,
@@ -73,7 +93,11 @@ def build_optimizers(config, model: Autoencoder) -> dict:
         schedule = opt.pop("schedule", None)
         if schedule is not None:
             opt["learning_rate"] = build_schedule(opt["learning_rate"], **dict(schedule))
-        out[name] = cls(**{k: v for k, v in opt.items() if v is not None})
+        optimizer = cls(**{k: v for k, v in opt.items() if v is not None})
+        if config.train.mixed_precision == "mixed_float16":
+            # float16 gradients underflow without dynamic loss scaling (bfloat16 needs none).
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        out[name] = optimizer
     return out
 
 

@@ -53,10 +53,22 @@ def kl_standard_normal(z_mean: tf.Tensor, z_log_var: tf.Tensor) -> tf.Tensor:
 
 
 def reparameterize(z_mean: tf.Tensor, z_log_var: tf.Tensor, seed) -> tf.Tensor:
-    """z = mu + sigma * eps, eps ~ N(0, I) drawn from a Keras seed (generator or int)."""
+    """z = mu + sigma * eps, eps ~ N(0, I) drawn from a Keras seed (generator or int).
+
+    Under a distribution strategy with R replicas, each replica draws the noise of the whole
+    global batch [R*B, d] and keeps its own rows, so training on R replicas uses exactly the
+    draws of a one-device run with the same global batch.
+    """
     import keras  # local: keeps this module importable without building a backend
 
-    eps = keras.random.normal(tf.shape(z_mean), seed=seed)
+    ctx = tf.distribute.get_replica_context()
+    replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+    if replicas == 1:
+        eps = keras.random.normal(tf.shape(z_mean), seed=seed)
+    else:
+        shape = tf.shape(z_mean)
+        eps = keras.random.normal(tf.concat([[replicas], shape], 0), seed=seed)
+        eps = tf.gather(eps, ctx.replica_id_in_sync_group)  # [B, d]
     return z_mean + tf.exp(0.5 * z_log_var) * eps
 
 

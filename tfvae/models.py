@@ -95,7 +95,12 @@ class Autoencoder(keras.Model):
         # must continue the same random stream.
         self.rng_state = self.seed_generator.state
         self.step = self.add_weight(
-            shape=(), dtype="int64", initializer="zeros", trainable=False, name="step"
+            shape=(),
+            dtype="int64",
+            initializer="zeros",
+            trainable=False,
+            name="step",
+            aggregation="only_first_replica",  # every replica counts the same step
         )
         self.trackers = {key: keras.metrics.Mean(name=key) for key in self.terms}
         self.optimizers: dict[str, keras.optimizers.Optimizer] = {}
@@ -153,7 +158,7 @@ class Autoencoder(keras.Model):
     # ------------------------------------------------------------------------------------------
     def encode(self, x: tf.Tensor, training: bool = False):
         """x -> (z_mean, z_log_var), each [B, d]; deterministic encoders return (z, None)."""
-        h = self.encoder(x, training=training)
+        h = tf.cast(self.encoder(x, training=training), tf.float32)  # mixed precision
         if not self.stochastic:
             return h, None
         z_mean, z_log_var = tf.split(h, 2, axis=-1)  # [B, d] each
@@ -164,14 +169,14 @@ class Autoencoder(keras.Model):
         if getattr(self.decoder, "autoregressive", False):
             if x is None:
                 raise ValueError("An autoregressive decoder needs x for teacher forcing.")
-            return self.decoder([z, x], training=training)
-        return self.decoder(z, training=training)
+            return tf.cast(self.decoder([z, x], training=training), tf.float32)
+        return tf.cast(self.decoder(z, training=training), tf.float32)
 
     def decode(self, z: tf.Tensor, seed=None) -> tf.Tensor:
         """Images for codes z: the likelihood mean, or a sample for autoregressive decoders."""
         if getattr(self.decoder, "autoregressive", False):
             return self.decoder.sample(z, seed=self.seed_generator if seed is None else seed)
-        return self.likelihood.mean(self.decoder(z, training=False))
+        return self.likelihood.mean(self.decoder_params(z))
 
     def generate(self, n: int, temperature: float = 1.0, seed=None) -> tf.Tensor:
         """x ~ p(x|z), z = g^-1(z0), z0 ~ N(0, temperature^2 I)."""
@@ -235,11 +240,16 @@ class Autoencoder(keras.Model):
     def apply_phase(self, phase: Phase, batches: Sequence[tf.Tensor]) -> dict:
         """One gradient update of ``phase.variables()``; returns the reduced terms."""
         variables = phase.variables()
+        optimizer = self.optimizers[phase.optimizer]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             reduced = self._reduce(phase.loss_fn(batches, True))
-            loss = reduced[phase.loss_key]
+            # Replicas' gradients are summed by the optimizer: divide by their number so the
+            # update equals the one-device update on the global batch. ``scale_loss`` is the
+            # identity except under a LossScaleOptimizer (mixed_float16).
+            loss = optimizer.scale_loss(reduced[phase.loss_key] / replicas)
         grads = tape.gradient(loss, variables)
-        self.optimizers[phase.optimizer].apply_gradients(
+        optimizer.apply_gradients(
             [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
         )
         return reduced

@@ -23,7 +23,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvae import aggressive as aggressive_lib
-from tfvae import collapse
+from tfvae import collapse, distribute
 from tfvae import data as data_lib
 from tfvae.build import build_model, build_optimizers
 
@@ -48,7 +48,9 @@ class Experiment:
     """Data, model, optimizers and checkpoint manager for one workdir.
 
     ``Experiment(config, workdir)`` restores the latest checkpoint if there is one; evaluation
-    and export use it to load a trained model.
+    and export use it to load a trained model. Variables are created under the strategy of
+    ``config.distribution`` (``tfvae.distribute``); this worker writes into ``write_dir``, the
+    workdir itself for the chief.
     """
 
     def __init__(self, config, workdir: str, *, restore: bool = True):
@@ -56,33 +58,69 @@ class Experiment:
         if config.train.deterministic:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(config.seed)
+        self.strategy = distribute.make_strategy(config.distribution)
+        self.write_dir = distribute.write_dir(workdir, self.strategy)
         self.data = data_lib.load(config.data)
-        self.model = build_model(config, self.data.shape, len(self.data.train))
-        self.optimizers = build_optimizers(config, self.model)
-        self.model.compile(self.optimizers)
-        example = data_lib.to_float(self.data.train[:1])
-        self.model.build_all(tf.convert_to_tensor(example))
-        # He et al.'s aggressive mode attaches its state to the model: checkpointed with it.
-        self.aggressive = None
-        if config.train.aggressive:
-            self.aggressive = aggressive_lib.AggressiveTraining.from_config(
-                self.model, config, self.data.train
+        with self.strategy.scope():
+            self.model = build_model(config, self.data.shape, len(self.data.train))
+            self.optimizers = build_optimizers(config, self.model)
+            self.model.compile(self.optimizers)
+            example = data_lib.to_float(self.data.train[:1])
+            self.model.build_all(tf.convert_to_tensor(example))
+            # He et al.'s aggressive mode attaches its state to the model: checkpointed with it.
+            self.aggressive = None
+            if config.train.aggressive:
+                if self.distributed:
+                    raise ValueError(
+                        "train.aggressive runs a data-dependent number of encoder steps and is "
+                        "not supported with a distribution strategy; use distribution 'default'."
+                    )
+                self.aggressive = aggressive_lib.AggressiveTraining.from_config(
+                    self.model, config, self.data.train
+                )
+            self.checkpoint = tf.train.Checkpoint(
+                model=self.model, **{f"optimizer_{k}": v for k, v in self.optimizers.items()}
             )
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model, **{f"optimizer_{k}": v for k, v in self.optimizers.items()}
-        )
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
-            os.path.join(workdir, "checkpoints"),
+            os.path.join(self.write_dir, "checkpoints"),
             max_to_keep=config.train.keep_checkpoints,
             step_counter=self.model.step,
         )
         self.restored_from = None
-        if restore and self.manager.latest_checkpoint:
-            self.checkpoint.restore(
-                self.manager.latest_checkpoint
-            ).assert_existing_objects_matched()
-            self.restored_from = self.manager.latest_checkpoint
+        # Every worker resumes from the chief's checkpoints.
+        latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+        if restore and latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.restored_from = latest
+        self.train_fn = self._replicated(self.model.train_step, config.train.jit_compile)
+        self.test_fn = self._replicated(self.model.test_step, False)
+
+    @property
+    def distributed(self) -> bool:
+        return self.strategy.num_replicas_in_sync > 1 or isinstance(
+            self.strategy, tf.distribute.MultiWorkerMirroredStrategy
+        )
+
+    def _replicated(self, step_fn, jit_compile: bool):
+        """A compiled step that runs on every replica; read results from the trackers."""
+        if not self.distributed:
+            return tf.function(step_fn, jit_compile=jit_compile)
+        inner = tf.function(step_fn, jit_compile=True) if jit_compile else step_fn
+
+        @tf.function
+        def run(batch):
+            self.strategy.run(inner, args=(batch,))
+
+        return run
+
+    def dataset(self, ds: tf.data.Dataset):
+        """Splits the global batches of ``ds`` across this experiment's replicas."""
+        return distribute.distribute_dataset(self.strategy, ds)
+
+    def tracked(self) -> dict:
+        """The current value of every loss tracker, aggregated over replicas."""
+        return {key: float(t.result()) for key, t in self.model.trackers.items()}
 
     @property
     def step(self) -> int:
@@ -127,10 +165,9 @@ def evaluate_validation(exp: Experiment, num_batches: int | None) -> dict:
     ds = ds.filter(lambda x: tf.shape(x)[0] == batch)  # multi-batch objectives split evenly
     if num_batches is not None:
         ds = ds.take(num_batches)
-    logs = {}
-    for x in ds:
-        logs = exp.test_fn(x)
-    result = {k: float(v) for k, v in logs.items()}
+    for x in exp.dataset(ds):
+        exp.test_fn(x)
+    result = exp.tracked()
     for tracker in model.metrics:
         tracker.reset_state()
     return result
@@ -170,12 +207,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
     model, cfg = exp.model, config.train
     if exp.restored_from:
         logging.info("Resumed from %s at step %d.", exp.restored_from, exp.step)
-    exp.train_fn = tf.function(model.train_step, jit_compile=cfg.jit_compile)
     if exp.aggressive is not None:
         exp.train_fn = exp.aggressive.train_step
-    exp.test_fn = tf.function(model.test_step)
+    # Non-chief workers write logs into their scratch folder, deleted at the end.
     writers = {
-        split: tf.summary.create_file_writer(os.path.join(workdir, split))
+        split: tf.summary.create_file_writer(os.path.join(exp.write_dir, split))
         for split in ("train", "val")
     }
     batch = cfg.batch_size * model.batches_per_step
@@ -189,13 +225,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
     )
     progbar = keras.utils.Progbar(cfg.num_steps, stateful_metrics=list(model.terms))
     step = exp.step
-    it = iter(ds)
+    it = iter(exp.dataset(ds))
     while step < cfg.num_steps:
-        logs = exp.train_fn(next(it))
+        out = exp.train_fn(next(it))
         step += 1
         last = step == cfg.num_steps
         if step % cfg.log_every == 0 or last:
-            values = {k: float(v) for k, v in logs.items()}
+            values = exp.tracked()
+            # Step outputs that are not loss trackers (aggressive mode's encoder_steps).
+            values.update({k: float(v) for k, v in (out or {}).items() if k not in values})
             _check_finite(values, step, exp.manager.latest_checkpoint)
             with writers["train"].as_default(step=step):
                 for key, value in values.items():
@@ -216,13 +254,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
         if step % cfg.image_every == 0 or last:
             _write_images(exp, writers["val"], step)
         if step % cfg.checkpoint_every == 0 or last:
-            _check_finite(
-                {k: float(v) for k, v in logs.items()}, step, exp.manager.latest_checkpoint
-            )
+            # Trackers hold every step since the last log (empty right after one, which then
+            # checked them).
+            _check_finite(exp.tracked(), step, exp.manager.latest_checkpoint)
             exp.manager.save(checkpoint_number=step)
     for writer in writers.values():
         writer.flush()
     final = evaluate_validation(exp, cfg.val_batches)
-    with open(os.path.join(workdir, "train_metrics.json"), "w") as f:
-        json.dump({"step": step, "val": final}, f, indent=2)
+    if distribute.is_chief(exp.strategy):
+        with open(os.path.join(workdir, "train_metrics.json"), "w") as f:
+            json.dump({"step": step, "val": final}, f, indent=2)
+    distribute.cleanup(exp.write_dir, workdir)
     return final

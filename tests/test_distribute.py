@@ -1,0 +1,127 @@
+"""Distribution strategies: mirrored equals one device; two workers on 127.0.0.1 train to the end;
+mixed precision keeps losses in float32."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae import distribute
+from tfvae.build import build_model, build_optimizers
+from tfvae.config_loader import load_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(REPO, "tests", "scripts")
+MOONS = os.path.join(REPO, "configs", "vae.py") + ":two_moons,smoke"
+
+
+def _env(**extra):
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", **extra)
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def test_two_mirrored_cpus_match_one_device(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(SCRIPTS, "mirrored_vs_single.py"), MOONS, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=600,
+        cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == [1, 2]
+    assert result["max_abs_weight"] > 0.01
+    assert result["max_abs_diff"] < 1e-5, result
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_localhost_train_and_write_one_checkpoint_and_log(tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    workdir = str(tmp_path / "run")
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, os.path.join(SCRIPTS, "multi_worker.py"), MOONS, workdir],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(TF_CONFIG=tf_config),
+                cwd=REPO,
+            )
+        )
+    outputs = []
+    try:
+        for p in procs:
+            outputs.append(p.communicate(timeout=600))
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (stdout, stderr) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, stderr[-3000:]
+        assert "FINAL" in stdout
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-4")
+    assert len(os.listdir(os.path.join(workdir, "train"))) == 1  # one TensorBoard log
+    assert not os.path.exists(os.path.join(workdir, ".workers", "worker-1", "checkpoints"))
+
+
+def test_strategy_names_and_errors(monkeypatch):
+    assert set(distribute.STRATEGIES) == {"default", "mirrored", "multi_worker", "tpu"}
+    config = load_config(MOONS)
+    with pytest.raises(ValueError, match="Valid distribution strategys: default, mirrored"):
+        distribute.make_strategy(type(config.distribution)({"name": "horovod"}))
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    cfg = config.distribution
+    with cfg.unlocked():
+        cfg.name = "multi_worker"
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        distribute.make_strategy(cfg)
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"index": 1}})
+    )
+    assert distribute.task() == ("chief", 1)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_keeps_losses_float32(policy):
+    config = load_config(os.path.join(REPO, "configs", "dpvae.py") + ":smoke")
+    with config.unlocked():
+        config.train.mixed_precision = policy
+    model = build_model(config, (28, 28, 1), 100)
+    optimizers = build_optimizers(config, model)
+    assert (policy == "mixed_float16") == (
+        type(optimizers["main"]).__name__ == "LossScaleOptimizer"
+    )
+    model.compile(optimizers)
+    x = tf.random.stateless_uniform([8, 28, 28, 1], seed=[0, 1])
+    model.build_all(x)
+    assert model.encoder.compute_dtype == policy.split("_")[1]
+    assert model.prior.compute_dtype == "float32"
+    terms = model.loss_terms([x], True)
+    assert all(t.dtype == tf.float32 for t in terms.values())
+    logs = tf.function(model.train_step)(x)
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    with pytest.raises(ValueError, match="mixed_precision"):
+        with config.unlocked():
+            config.train.mixed_precision = "float8"
+        build_model(config, (28, 28, 1), 100)

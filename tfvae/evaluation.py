@@ -77,6 +77,7 @@ from absl import logging
 
 from tfvae import data as data_lib
 from tfvae import metrics
+from tfvae import workdir as workdir_lib
 from tfvae.models import Autoencoder
 from tfvae.registry import lookup
 
@@ -253,65 +254,21 @@ def select_metrics(names: Sequence[str] | None) -> list[str]:
 # ----------------------------------------------------------------------------------------------
 # Workdir loading
 # ----------------------------------------------------------------------------------------------
-def _tuples(value):
-    """JSON lists back to tuples (configs use tuples for sequences such as hidden sizes)."""
-    if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    return value
-
-
-def _fill_missing(target: dict, defaults: dict) -> None:
-    for key, value in defaults.items():
-        if key not in target:
-            target[key] = value
-        elif isinstance(value, dict) and isinstance(target[key], dict):
-            _fill_missing(target[key], value)
-
-
 def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
-    """The workdir's ``config.json`` as a locked ConfigDict.
-
-    Fields that ``configs.common.base_config()`` has and an older config.json lacks are filled
-    from it, so a workdir written before a field existed still builds.
-    """
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"{path} does not exist: {workdir!r} is not a tfvae workdir (train it with "
-            "python -m tfvae.train --config=... --workdir=...)."
-        )
-    with open(path) as f:
-        saved = _tuples(json.load(f))
-    try:
-        from configs import common  # the repository's configs package, when importable
-    except ImportError:
-        common = None
-    if common is not None:
-        _fill_missing(saved, _tuples(json.loads(common.base_config().to_json_best_effort())))
-    config = ml_collections.ConfigDict(saved)
-    config.lock()
-    return config
+    """The workdir's locked config (``tfvae.workdir.load_config``)."""
+    return workdir_lib.load_config(workdir)
 
 
 def load_experiment(workdir: str):
     """Rebuilds the workdir's model and restores its latest checkpoint.
 
     Returns:
-      A ``tfvae.trainer.Experiment``.
+      A ``tfvae.trainer.Experiment`` (``tfvae.workdir.load_experiment``).
 
     Raises:
       FileNotFoundError: if the workdir has no config.json or no checkpoint.
     """
-    from tfvae import trainer  # here, so objective modules may import this module
-
-    exp = trainer.Experiment(load_workdir_config(workdir), workdir)
-    if exp.restored_from is None:
-        raise FileNotFoundError(
-            f"No checkpoint in {os.path.join(workdir, 'checkpoints')}; train the workdir first."
-        )
-    return exp
+    return workdir_lib.load_experiment(workdir, require_checkpoint=True)
 
 
 # ----------------------------------------------------------------------------------------------

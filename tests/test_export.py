@@ -6,6 +6,7 @@ per-seed determinism of ``generate``, ``saved_model_cli``, versioning, ``models.
 an autoregressive (PixelCNN) export.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -32,26 +33,43 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
 CLI_SEEDS = np.array([3, 4], np.int64)
 
 
+def smoke_root(tmp_path_factory):
+    """Where the smoke models live for this test run.
+
+    Under pytest-xdist each worker has its own basetemp inside the run's folder: the models go
+    to that shared folder instead, so the workers train them once between them.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    return base / "tfvae_smoke"
+
+
 def export_smoke_models(root) -> tuple[str, dict]:
-    """Smoke-trains and exports every model of SMOKE_CONFIGS under ``root`` (once per session:
-    a later call reuses what is on disk). Returns (models folder, name -> Experiment or None)."""
+    """Smoke-trains and exports every model of SMOKE_CONFIGS under ``root``, once per test run:
+    a later call (another test file or xdist worker) waits for the first and reuses its files.
+    Returns (models folder, name -> Experiment for the models exported by this call)."""
+    os.makedirs(root, exist_ok=True)
     models = os.path.join(str(root), "models")
     experiments = {}
-    for name, spec in SMOKE_CONFIGS.items():
-        workdir = os.path.join(str(root), name)
-        if not os.path.exists(os.path.join(workdir, "train_metrics.json")):
-            path, _, arg = spec.partition(":")
-            trainer.train_and_evaluate(load_config(os.path.join(REPO, path) + ":" + arg), workdir)
-        if not export.versions(os.path.join(models, name)):
-            experiments[name] = load_experiment(workdir)
-            export.export_experiment(experiments[name], models, name)
+    with open(os.path.join(str(root), ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for name, spec in SMOKE_CONFIGS.items():
+            workdir = os.path.join(str(root), name)
+            if not os.path.exists(os.path.join(workdir, "train_metrics.json")):
+                path, _, arg = spec.partition(":")
+                config = load_config(os.path.join(REPO, path) + ":" + arg)
+                trainer.train_and_evaluate(config, workdir)
+            if not export.versions(os.path.join(models, name)):
+                experiments[name] = load_experiment(workdir)
+                export.export_experiment(experiments[name], models, name)
     return models, experiments
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """(models folder, name -> Experiment restored from the exported checkpoint)."""
-    root = tmp_path_factory.getbasetemp() / "tfvae_smoke"
+    root = smoke_root(tmp_path_factory)
     models, experiments = export_smoke_models(root)
     for name in SMOKE_CONFIGS:
         if name not in experiments:
@@ -147,8 +165,8 @@ def _signature_specs(fn) -> tuple[dict, dict]:
 def background(smoke, tmp_path_factory):
     """Starts the out-of-process checks at once: every signature in a fresh process that
     imports only TensorFlow, ``saved_model_cli show --all`` and ``saved_model_cli run``. Each
-    spends most of its time importing TensorFlow, so they overlap with the in-process tests;
-    ``result(key)`` waits for one and returns (stdout, stderr, returncode)."""
+    spends most of its time importing TensorFlow, so they run side by side; ``result(key)``
+    waits for one and returns (stdout, stderr, returncode)."""
     models, experiments = smoke
     work = tmp_path_factory.mktemp("background")
     inputs, fresh_args = {}, []
@@ -190,8 +208,7 @@ def background(smoke, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE_CONFIGS))
-def test_layout_signatures_and_exact_specs(smoke, background, name):
-    del background  # started here, so the subprocesses run alongside the tests below
+def test_layout_signatures_and_exact_specs(smoke, name):
     models, experiments = smoke
     exp = experiments[name]
     assert export.exported_models(models) == {"dpvae": [1], "vae": [1]}

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_export import export_smoke_models
+from tests.test_export import export_smoke_models, smoke_root
 from tools import client as client_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,7 +68,7 @@ def _grpc_available() -> bool:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The running dev server: base URL, gRPC target (or None), what it imported."""
-    models, _ = export_smoke_models(tmp_path_factory.getbasetemp() / "tfvae_smoke")
+    models, _ = export_smoke_models(smoke_root(tmp_path_factory))
     log = tmp_path_factory.mktemp("serve") / "server.log"
     cmd = [sys.executable, "-c", SERVER, f"--model_base_path={models}", "--port=0"]
     cmd.append(f"--max_batch={MAX_BATCH}")
@@ -76,7 +76,7 @@ def server(tmp_path_factory):
         cmd.append("--grpc_port=0")
     with open(log, "w") as stderr:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=ENV)
-    lines, deadline = [], time.monotonic() + 300
+    lines, deadline = [], time.monotonic() + 600  # TF import and model loads; slow when busy
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ)
     while not any(line.startswith("Serving ") for line in lines):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import losses, networks, trainer
+from tfvae import evaluation, losses, metrics, networks, trainer
 from tfvae.config_loader import load_config
 from tfvae.likelihoods import build_likelihood
 from tfvae.objectives import OBJECTIVES
@@ -26,7 +26,9 @@ from tfvae.objectives.mask_aae import (
     LatentMask,
     MaskAAE,
     active_dimensions,
+    active_dims_metric,
     authors_interval,
+    nac_metric,
     poly_weight_at,
 )
 from tfvae.priors import build_prior
@@ -354,3 +356,26 @@ def test_config_arguments_set_sizes_and_schedules():
         _config("aae", "n=4")
     with pytest.raises(ValueError, match="supports datasets"):
         _config("wae_mmd", "svhn")
+
+
+def test_evaluation_metrics_count_active_dims_and_ignore_masked_ones_in_nac():
+    model, _ = _model()
+    model.latent_mask.m.assign([2.0, 0.0, 1.0, 0.0])
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 5000))
+    codes = np.stack([a, 3 * a, b, -a], axis=1)  # masked dims 1, 3 copy the active dim 0
+
+    class Ctx:  # the part of tfvae.evaluation.EvalContext the metrics use
+        def aggregate_encoding(self):
+            return codes, None
+
+    ctx = Ctx()
+    ctx.model = model
+    found = active_dims_metric(ctx)
+    assert found.scalars == {"active_dims": 2.0}
+    np.testing.assert_allclose(found.details["alpha"], 1 - np.exp([-2.0, 0.0, -1.0, 0.0]))
+    nac = nac_metric(ctx)
+    assert nac.details["num_active"] == 2 and nac.scalars["nac"] < 0.05  # independent a, b
+    assert metrics.nac(codes, np.ones(4, bool)) > 0.5  # the copies, had they been counted
+    assert evaluation.METRICS["active_dims"].fn is active_dims_metric
+    assert evaluation.METRICS["nac"].fn is nac_metric

@@ -1,8 +1,8 @@
 """MaskAAE (Mondal et al. 2020): an AAE with a learned relaxed-binary mask on the latent space.
 
-Reference: Mondal, Chowdhury, Jayendran, Singla, Asnani, AP. MaskAAE: Latent space optimization
+Reference: Mondal et al. MaskAAE: Latent space optimization
 for Adversarial Auto-Encoders. UAI 2020, sec. 4 and supp. sec. 8 (eqs. 10, 14-17, Algorithm 1);
-settings read from the authors' TF1 code (MNIST). https://arxiv.org/abs/1912.04564
+settings read from the authors' TF1 code (MNIST), github.com/arnabkmondal/MaskAAE.
 
 The mask is alpha = 1 - exp(-m), m >= 0 trainable, m_j ~ U(0, 5) at the start; dimension j is
 active when alpha_j >= 0.1. The decoder and the WGAN-GP critic D see masked codes alpha * z;

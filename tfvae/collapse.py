@@ -344,17 +344,20 @@ def collapse_traversals_metric(ctx) -> "evaluation.MetricResult":
     )
 
 
-evaluation.register_metric(
-    "collapse",
-    collapse_metric,
-    description="-ELBO, KL, MI, active units, re-encoding error, activity plot",
-)
-evaluation.register_metric(
-    "collapse_traversals",
-    collapse_traversals_metric,
-    default=False,
-    description="NE-VAE traversals: one dimension -10..10, random directions to distance 10",
-)
+# ``python -m tfvae.collapse`` runs this file as __main__ besides importing tfvae.collapse (the
+# trainer does): only the imported module registers, so the names are registered once.
+if __name__ != "__main__":
+    evaluation.register_metric(
+        "collapse",
+        collapse_metric,
+        description="-ELBO, KL, MI, active units, re-encoding error, activity plot",
+    )
+    evaluation.register_metric(
+        "collapse_traversals",
+        collapse_traversals_metric,
+        default=False,
+        description="NE-VAE traversals: one dimension -10..10, random directions to distance 10",
+    )
 
 
 def _main(argv):
@@ -362,7 +365,9 @@ def _main(argv):
 
     del argv
     f = flags.FLAGS
-    exp = evaluation.load_experiment(f.workdir)
+    from tfvae.workdir import load_experiment
+
+    exp = load_experiment(f.workdir)
     out_dir = f.out or os.path.join(f.workdir, "collapse")
     os.makedirs(out_dir, exist_ok=True)
     result = analyze(

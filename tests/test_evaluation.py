@@ -221,9 +221,16 @@ def test_metric_selection_registration_skipping_and_merge(run, monkeypatch):
     assert _report(run, "vae") == json.loads(json.dumps(merged))
 
 
-def test_deterministic_encoder_skips_what_needs_q(run):
+def test_metrics_that_do_not_apply_are_skipped_with_their_reason(run):
     exp = evaluation.load_experiment(os.path.join(run["out"], "dpvae"))
     model = exp.model
+    # An autoregressive decoder: sampling metrics are opt-in (hours on a CPU at full size).
+    model.decoder.autoregressive = True
+    ctx = evaluation.EvalContext(exp, _options(run["cache"]))
+    report = evaluation.run_metrics(ctx, ["fid", "fid_lp", "nll", "traversals"])
+    assert set(report["skipped"]) == {"fid", "fid_lp", "nll", "traversals"}
+    assert all("--metrics=" in reason for reason in report["skipped"].values())
+    model.decoder.autoregressive = False
     # A deterministic encoder (WAE, AAE, MaskAAE): codes, no posterior variance.
     model.stochastic = False
     model.encode = lambda x, training=False: (model.encoder(x, training=training)[:, :2], None)

@@ -29,7 +29,10 @@ Metrics (``METRICS``, selected with ``EvalOptions.metrics``):
 
 A metric that does not apply to a model (no q(z|x) for a deterministic encoder, image figures
 for vector data, FID without labels or Inception weights) is skipped and the reason recorded in
-``metrics.json["skipped"]``; it never fails the evaluation.
+``metrics.json["skipped"]``; it never fails the evaluation. For autoregressive (PixelCNN)
+decoders, the metrics that sample the decoder or score many importance samples (fid, fid_lp,
+nll, interpolations, traversals, the sample grids) run only when selected by name: at these
+sizes they take hours on a CPU.
 
 Adding a metric (NE-VAE: MI / AU / re-encoding error; MaskAAE: NAC / active dims) needs no
 change to the CLI: register it from any module the CLI imports, e.g. the objective's module::
@@ -47,9 +50,10 @@ change to the CLI: register it from any module the CLI imports, e.g. the objecti
 and select it with ``--metrics=au`` (registered metrics with ``default=True`` also run when
 ``--metrics`` is not given). A metric function takes the ``EvalContext`` (``ctx.exp`` is the
 restored ``tfvae.trainer.Experiment``; ``ctx`` caches codes, samples and features that several
-metrics share) and returns a dict of scalars or a ``MetricResult``. This module imports only
-leaf modules of tfvae at import time (``trainer`` is imported when a workdir is loaded), so an
-objective module may import it without an import cycle.
+metrics share) and returns a dict of scalars or a ``MetricResult``. This module imports no
+objective, build or trainer module at import time (``import_metric_modules`` imports
+``tfvae.trainer``, and with it every objective, before metrics are selected), so those modules
+may import it and register metrics without an import cycle.
 
 The FID feature network is named in every report. With ``inception_weights`` (a Keras weights
 file for InceptionV3) it is Inception-v3 pool3 at 299x299, as in the paper. Otherwise it is a
@@ -493,12 +497,13 @@ class EvalContext:
     """A restored experiment and the intermediate results several metrics share.
 
     Each shared quantity is computed on first use and its time recorded under
-    ``seconds["shared/<name>"]``.
+    ``seconds["shared/<name>"]`` (wall) and ``cpu_seconds["shared/<name>"]`` (process CPU
+    time, all threads: on a shared machine the wall time depends on the load, this does not).
 
     Attributes:
       exp: the ``tfvae.trainer.Experiment`` (``exp.model``, ``exp.config``, ``exp.data``).
       model, config, data, workdir, options: shortcuts.
-      seconds: wall time of each shared computation.
+      seconds, cpu_seconds: wall and CPU time of each shared computation.
     """
 
     def __init__(self, exp, options: EvalOptions):
@@ -509,6 +514,7 @@ class EvalContext:
         self.workdir = exp.workdir
         self.options = options
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
         self._cache: dict = {}
         self.feature_identity: dict | None = None
         # Compiled once: eager TFP flows cost ~0.4 s per call, compiled ones milliseconds.
@@ -540,9 +546,10 @@ class EvalContext:
 
     def _shared(self, name: str, compute: Callable):
         if name not in self._cache:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             self._cache[name] = compute()
             self.seconds[f"shared/{name}"] = time.perf_counter() - start
+            self.cpu_seconds[f"shared/{name}"] = time.process_time() - cpu
         return self._cache[name]
 
     def progbar(self, target: int, label: str) -> keras.utils.Progbar:
@@ -629,6 +636,24 @@ class EvalContext:
             raise MetricUndefined(
                 f"{what} needs q(z|x); {self.config.objective} has a deterministic encoder "
                 "(no posterior density)."
+            )
+
+    @property
+    def autoregressive(self) -> bool:
+        return bool(getattr(self.model.decoder, "autoregressive", False))
+
+    def require_selected_if_autoregressive(self, name: str, what: str) -> None:
+        """Runs metric ``name`` for an autoregressive decoder only when selected by name.
+
+        A PixelCNN samples pixel by pixel (H*W decoder passes per batch) and scores every
+        importance sample with a full pass; at the paper's sizes that takes hours on a CPU, so
+        these metrics are opt-in for such models rather than part of the default run.
+        """
+        if self.autoregressive and name not in (self.options.metrics or ()):
+            raise MetricUndefined(
+                f"{what} with an autoregressive decoder needs a PixelCNN pass per pixel or per "
+                f"importance sample (hours on a CPU at these sizes); select it by name "
+                f"(--metrics={name}) to run it anyway."
             )
 
     def require_images(self, what: str) -> None:
@@ -780,6 +805,7 @@ def _fid_result(ctx: EvalContext, key: str, images: np.ndarray, details: dict) -
 
 def fid_metric(ctx: EvalContext) -> MetricResult:
     """FID of ``num_fid`` random samples (z0 ~ N(0, I), z = g^-1(z0)) against real images."""
+    ctx.require_selected_if_autoregressive("fid", "FID")
     ctx.features()  # fails (MetricUndefined) before any sampling when there is no network
     images = ctx.generate(ctx.options.num_fid, seed=0, label="samples")
     return _fid_result(ctx, "fid", images, {})
@@ -787,6 +813,7 @@ def fid_metric(ctx: EvalContext) -> MetricResult:
 
 def fid_lp_metric(ctx: EvalContext) -> MetricResult:
     """FID of the ``num_fid`` low-posterior samples (lowest log q(z) of the LP pool)."""
+    ctx.require_selected_if_autoregressive("fid_lp", "FID (LP)")
     ctx.features()
     ctx.require_stochastic("FID (LP)")
     idx = ctx.lp_indices(ctx.options.num_fid)
@@ -828,6 +855,7 @@ def skl_metric(ctx: EvalContext) -> MetricResult:
 def nll_metric(ctx: EvalContext) -> MetricResult:
     """Importance-sampled NLL (nats, bits/dim) and -ELBO over ``num_nll`` examples."""
     ctx.require_stochastic("The importance-sampled NLL")
+    ctx.require_selected_if_autoregressive("nll", "The importance-sampled NLL")
     o, model = ctx.options, ctx.model
     x = ctx.eval_inputs(o.num_nll, binarize=True)
     num_dims = int(np.prod(x.shape[1:]))
@@ -906,8 +934,15 @@ def leakage_metric(ctx: EvalContext) -> MetricResult:
     )
 
 
+SAMPLE_GRIDS = ("samples", "lp_samples", "hp_samples")
+
+
 def grids_metric(ctx: EvalContext) -> MetricResult:
-    """Grids of random, LP and HP samples and of reconstructions (real above reconstruction)."""
+    """Grids of random, LP and HP samples and of reconstructions (real above reconstruction).
+
+    For an autoregressive decoder not selected by name, only the (teacher-forced)
+    reconstructions are drawn (see ``EvalContext.require_selected_if_autoregressive``).
+    """
     ctx.require_images("Sample grids")
     n, cols = ctx.options.grid_size, int(math.ceil(math.sqrt(ctx.options.grid_size)))
     seed = int(ctx.rng(_GRID_STREAM).integers(1 << 30))
@@ -919,12 +954,17 @@ def grids_metric(ctx: EvalContext) -> MetricResult:
         save_image_grid(images, columns, path)
         result.figures[name] = rel
 
-    save("samples", ctx.generate(n, seed=seed))
     x = ctx.eval_inputs(n // 2 if n > 1 else 1, binarize=True)
     recon = ctx.model.reconstruct(tf.constant(x)).numpy()
     # Rows alternate: real images, then their reconstructions.
     rows = [a for r in range(0, len(x), cols) for a in (x[r : r + cols], recon[r : r + cols])]
     save("reconstructions", np.concatenate(rows))
+    try:
+        ctx.require_selected_if_autoregressive("grids", "Sampling")
+    except MetricUndefined as e:
+        result.details = {"skipped_figures": dict.fromkeys(SAMPLE_GRIDS, str(e))}
+        return result
+    save("samples", ctx.generate(n, seed=seed))
     if ctx.model.stochastic:
         pool = ctx.lp_pool()
         save("lp_samples", ctx.decode(pool["z"][ctx.lp_indices(n)], seed=seed + 1))
@@ -941,6 +981,7 @@ def interpolations_metric(ctx: EvalContext) -> MetricResult:
     """Interpolations between pairs of encoded evaluation images: linear in z0 mapped to z by
     g^-1 for dp models, linear in z otherwise; real endpoints framed on both sides."""
     ctx.require_images("Interpolations")
+    ctx.require_selected_if_autoregressive("interpolations", "Interpolation")
     o = ctx.options
     x = ctx.eval_inputs(2 * o.num_interpolations, binarize=True)
     z = ctx.encode_mean(x)
@@ -965,6 +1006,7 @@ def traversals_metric(ctx: EvalContext) -> MetricResult:
     by g^-1 (the identity for a standard-normal prior). With more dimensions than
     ``max_traversal_dims``, the most active ones (variance of the codes) are shown."""
     ctx.require_images("Traversals")
+    ctx.require_selected_if_autoregressive("traversals", "Traversal")
     o, d = ctx.options, ctx.latent_dim
     dims = np.arange(d)
     if d > o.max_traversal_dims:
@@ -1026,11 +1068,18 @@ def run_metrics(ctx: EvalContext, names: Sequence[str]) -> dict:
     scalar name already reported by an earlier metric of the run is stored as
     ``<metric>/<name>``.
     """
-    report = {"metrics": {}, "details": {}, "figures": {}, "skipped": {}, "seconds": {}}
+    report = {
+        "metrics": {},
+        "details": {},
+        "figures": {},
+        "skipped": {},
+        "seconds": {},
+        "cpu_seconds": {},
+    }
     for i, name in enumerate(names, start=1):
         if ctx.options.verbose:
             print(f"[{i}/{len(names)}] {name}", flush=True)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         shared_before = dict(ctx.seconds)
         try:
             result = METRICS[name].fn(ctx)
@@ -1041,9 +1090,10 @@ def run_metrics(ctx: EvalContext, names: Sequence[str]) -> dict:
         finally:
             # Time of this metric, including the shared work it triggered first.
             report["seconds"][name] = time.perf_counter() - start
-            report["seconds"].update(
-                {k: v for k, v in ctx.seconds.items() if k not in shared_before}
-            )
+            report["cpu_seconds"][name] = time.process_time() - cpu
+            for key in ctx.seconds.keys() - shared_before.keys():
+                report["seconds"][key] = ctx.seconds[key]
+                report["cpu_seconds"][key] = ctx.cpu_seconds[key]
         if isinstance(result, dict):
             result = MetricResult(scalars=dict(result))
         for key, value in result.scalars.items():
@@ -1090,9 +1140,10 @@ def format_report(report: dict) -> str:
         lines.write(
             f"{key:<24}{value:>14.4f}\n" if value is not None else f"{key:<24}{'nan':>14}\n"
         )
-    lines.write(f"{'seconds':<24}\n")
+    lines.write(f"{'time':<24}{'wall s':>14}{'cpu s':>10}\n")
     for key, value in report["seconds"].items():
-        lines.write(f"  {key:<22}{value:>14.1f}\n")
+        cpu = report.get("cpu_seconds", {}).get(key, float("nan"))
+        lines.write(f"  {key:<22}{value:>14.1f}{cpu:>10.1f}\n")
     for key, reason in report["skipped"].items():
         lines.write(f"skipped {key}: {reason}\n")
     return lines.getvalue()
@@ -1111,8 +1162,9 @@ def evaluate_workdir(workdir: str, options: EvalOptions = EvalOptions()) -> dict
     Returns:
       The report written to metrics.json: ``step``, ``objective``, ``prior``, ``dataset``,
       ``split``, ``metrics`` (scalars), ``details`` (curves and settings per metric),
-      ``figures``, ``skipped`` (metric -> reason), ``seconds`` (per metric and per shared
-      computation), ``feature_network`` and ``options``.
+      ``figures``, ``skipped`` (metric -> reason), ``seconds`` and ``cpu_seconds`` (wall and
+      process CPU time of each metric, including the shared work it triggered first, and of
+      each shared computation), ``feature_network`` and ``options``.
     """
     names = select_metrics(options.metrics)
     exp = load_experiment(workdir)
@@ -1134,7 +1186,7 @@ def evaluate_workdir(workdir: str, options: EvalOptions = EvalOptions()) -> dict
         with open(path) as f:
             previous = json.load(f)
         if previous.get("step") == exp.step and previous.get("split") == options.split:
-            for key in ("metrics", "details", "figures", "skipped", "seconds"):
+            for key in ("metrics", "details", "figures", "skipped", "seconds", "cpu_seconds"):
                 merged[key] = {**previous.get(key, {}), **report[key]}
             # A metric that ran now is no longer skipped.
             for name in names:

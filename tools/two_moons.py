@@ -46,6 +46,11 @@ PAIRS = (
     ("info_vae", "info_dpvae"),
 )
 FIGURE1_PAIR = ("beta_vae_h", "beta_dpvae_h")
+# The :two_moons preset keeps the base likelihood weight w = 1, a Gaussian of standard deviation
+# sqrt(1 / 2w) = 0.71 on data of noise 0.05 spanning about 3 units: reconstructions are worth
+# less than the KL term and every model collapses to the data mean. w = 200 is the Gaussian of
+# standard deviation 0.05, the data's own noise.
+MSE_WEIGHT = 200.0
 PANELS = ("samples", "aggregate posterior + LP", "LP samples decoded", "z0 space")
 FLAGS = flags.FLAGS
 
@@ -61,14 +66,25 @@ def define_flags() -> None:
     flags.DEFINE_integer("num_points", 2000, "Points per scatter (samples, posterior).")
     flags.DEFINE_float("lp_fraction", 0.05, "LP samples: the lowest fraction by log q(z).")
     flags.DEFINE_bool("smoke", False, "Add ':smoke' to every config (a quick check).")
+    flags.DEFINE_float(
+        "mse_weight",
+        MSE_WEIGHT,
+        "Weight w of the Gaussian likelihood w * sum (x - x_hat)^2 (config: 1.0).",
+    )
 
 
-def train(name: str, *, steps: int, seed: int, out: str, smoke: bool = False) -> str:
-    """Trains ``configs/<name>.py:two_moons`` into ``<out>/<name>`` (resuming); the workdir."""
+def train(
+    name: str, *, steps: int, seed: int, out: str, mse_weight: float, smoke: bool = False
+) -> str:
+    """Trains ``configs/<name>.py:two_moons`` with likelihood weight ``mse_weight`` into
+    ``<out>/<name>`` (resuming); returns the workdir."""
     workdir = os.path.join(out, name)
     config = load_config(f"configs/{name}.py:two_moons{',smoke' if smoke else ''}")
     config.train.num_steps = steps
     config.seed = seed
+    if config.model.likelihood.name != "gaussian":
+        raise ValueError(f"{name}: expected a Gaussian likelihood on two moons.")
+    config.model.likelihood.options.weight = mse_weight
     if checkpoint_step(workdir) < steps:
         print(f"{name}: training to step {steps}.", flush=True)
         trainer.train_and_evaluate(config, workdir)
@@ -169,13 +185,21 @@ def draw_figure(rows: dict[str, dict], path: str) -> None:
 
 
 def make_figures(
-    names, *, steps: int, seed: int, out: str, num_points: int, lp_fraction: float, smoke=False
+    names,
+    *,
+    steps: int,
+    seed: int,
+    out: str,
+    num_points: int,
+    lp_fraction: float,
+    mse_weight: float = MSE_WEIGHT,
+    smoke: bool = False,
 ) -> dict[str, str]:
     """Trains every named config and writes every figure; returns figure name -> path."""
     os.makedirs(out, exist_ok=True)
     rows = {}
     for name in names:
-        workdir = train(name, steps=steps, seed=seed, out=out, smoke=smoke)
+        workdir = train(name, steps=steps, seed=seed, out=out, mse_weight=mse_weight, smoke=smoke)
         rows[name] = model_points(
             workdir, num_points=num_points, lp_fraction=lp_fraction, seed=seed
         )
@@ -203,6 +227,7 @@ def main(argv):
         out=f.out,
         num_points=f.num_points,
         lp_fraction=f.lp_fraction,
+        mse_weight=f.mse_weight,
         smoke=f.smoke,
     )
     for name, path in figures.items():

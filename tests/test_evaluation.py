@@ -117,13 +117,19 @@ def test_evaluation_writes_every_metric_and_figure(run, name, space):
     assert {f"eval/{k}" for k in SCALARS} | {f"eval/{k}" for k in FIGURES} <= tags
 
 
-def test_feature_classifier_is_trained_once_and_shared(run):
+@pytest.fixture(scope="module")
+def dp_exp(run):
+    """The trained dpVAE, loaded once for the tests that inspect or patch a model."""
+    return evaluation.load_experiment(os.path.join(run["out"], "dpvae"))
+
+
+def test_feature_classifier_is_trained_once_and_shared(run, dp_exp):
     assert run["classifier_trainings"] == 1
     identities = [_report(run, name)["feature_network"] for name in ("vae", "dpvae")]
     assert identities[0] == identities[1]
     assert identities[0]["name"] == "classifier" and len(identities[0]["sha256"]) == 64
     # A later evaluation loads the cached network instead of training again.
-    splits = evaluation.data_lib.load(evaluation.load_workdir_config(run["out"] + "/vae").data)
+    splits = dp_exp.data
     net = evaluation.cached_classifier(splits, "fashion_mnist", cache_dir=run["cache"], steps=1)
     assert net.identity["sha256"] == identities[0]["sha256"]
     assert net.features(splits.test[:3].astype(np.float32) / 255, 2).shape == (3, 128)
@@ -191,10 +197,20 @@ def test_paper_numbers_are_the_methods_md_examples():
     assert cells[1:4] == ["1.0", "2.0", "0.50"] and cells[6:9] == ["110.1", "110.5", "1.70"]
 
 
-def test_metric_selection_registration_skipping_and_merge(run, monkeypatch):
+def test_metric_selection_and_registration(monkeypatch):
     assert evaluation.select_metrics(None)[: len(BUILTIN)] == list(BUILTIN)
     with pytest.raises(ValueError, match="Valid metrics: .*fid_lp"):
         evaluation.select_metrics(["fid", "fdi"])
+    monkeypatch.setattr(evaluation, "METRICS", dict(evaluation.METRICS))
+    evaluation.register_metric("latent_size", lambda ctx: {}, default=False)
+    assert "latent_size" not in evaluation.select_metrics(None)
+    assert evaluation.select_metrics(["latent_size", "fid"]) == ["fid", "latent_size"]
+    with pytest.raises(ValueError, match="already registered"):
+        evaluation.register_metric("latent_size", lambda ctx: {})
+
+
+def test_cli_runs_selected_and_registered_metrics_and_merges(run, monkeypatch):
+    # Metrics registered by another module, selected through the CLI's --metrics flag.
     monkeypatch.setattr(evaluation, "METRICS", dict(evaluation.METRICS))
 
     def latent_size(ctx):
@@ -205,54 +221,15 @@ def test_metric_selection_registration_skipping_and_merge(run, monkeypatch):
 
     evaluation.register_metric("latent_size", latent_size, default=False)
     evaluation.register_metric("never", never, default=False)
-    assert "latent_size" not in evaluation.select_metrics(None)
-    with pytest.raises(ValueError, match="already registered"):
-        evaluation.register_metric("never", latent_size)
     workdir = os.path.join(run["out"], "vae")
     before = _report(run, "vae")
-    merged = evaluation.evaluate_workdir(
-        workdir, _options(run["cache"], metrics=("latent_size", "never"))
-    )
-    assert merged["metrics"]["latent_size"] == 2.0
-    assert merged["skipped"]["never"] == "not for this model"
-    # Earlier results of the same checkpoint are kept.
-    assert merged["metrics"]["fid"] == before["metrics"]["fid"]
-    assert merged["feature_network"] == before["feature_network"]
-    assert _report(run, "vae") == json.loads(json.dumps(merged))
-
-
-def test_metrics_that_do_not_apply_are_skipped_with_their_reason(run):
-    exp = evaluation.load_experiment(os.path.join(run["out"], "dpvae"))
-    model = exp.model
-    # An autoregressive decoder: sampling metrics are opt-in (hours on a CPU at full size).
-    model.decoder.autoregressive = True
-    ctx = evaluation.EvalContext(exp, _options(run["cache"]))
-    report = evaluation.run_metrics(ctx, ["fid", "fid_lp", "nll", "traversals"])
-    assert set(report["skipped"]) == {"fid", "fid_lp", "nll", "traversals"}
-    assert all("--metrics=" in reason for reason in report["skipped"].values())
-    model.decoder.autoregressive = False
-    # A deterministic encoder (WAE, AAE, MaskAAE): codes, no posterior variance.
-    model.stochastic = False
-    model.encode = lambda x, training=False: (model.encoder(x, training=training)[:, :2], None)
-    ctx = evaluation.EvalContext(exp, _options(run["cache"], num_fid=50))
-    report = evaluation.run_metrics(ctx, ["fid_lp", "skl", "nll", "leakage", "grids"])
-    assert set(report["skipped"]) == {"fid_lp", "nll", "leakage"}
-    assert all("deterministic" in reason for reason in report["skipped"].values())
-    assert math.isfinite(report["metrics"]["skl"])
-    assert report["details"]["grids"]["skipped_figures"].keys() == {"lp_samples"}
-    assert {"samples", "hp_samples", "reconstructions"} <= set(report["figures"])
-
-
-def test_cli_flags_select_metrics_and_sample_counts(run):
-    workdir = os.path.join(run["out"], "dpvae")
-    before = _report(run, "dpvae")
     fv = flags.FlagValues()
     evaluate.define_flags(fv)
     fv(
         [
             "evaluate",
             f"--workdir={workdir}",
-            "--metrics=skl,traversals",
+            "--metrics=skl,latent_size,never",
             "--num_samples=100",
             "--nll_samples=7",
             f"--feature_cache={run['cache']}",
@@ -260,14 +237,35 @@ def test_cli_flags_select_metrics_and_sample_counts(run):
         ]
     )
     options = evaluate.options_from_flags(fv)
-    assert (options.num_fid, options.num_skl, options.num_nll, options.nll_samples) == (
-        100,
-        100,
-        100,
-        7,
-    )
+    counts = (options.num_fid, options.num_skl, options.num_nll, options.nll_samples)
+    assert counts == (100, 100, 100, 7)
     after = evaluate.run(fv)
-    assert after["options"]["metrics"] == ["skl", "traversals"]
+    assert after["options"]["metrics"] == ["skl", "latent_size", "never"]
+    assert after["metrics"]["latent_size"] == 2.0
+    assert after["skipped"]["never"] == "not for this model"
     assert after["details"]["skl"]["num_samples"] == 100  # re-measured on 100 samples
-    assert after["metrics"]["fid"] == before["metrics"]["fid"]  # kept from the first run
-    assert after == _report(run, "dpvae")
+    # Earlier results of the same checkpoint are kept.
+    assert after["metrics"]["fid"] == before["metrics"]["fid"]
+    assert after["feature_network"] == before["feature_network"]
+    assert after == _report(run, "vae")
+
+
+def test_metrics_that_do_not_apply_are_skipped_with_their_reason(run, dp_exp, monkeypatch):
+    model = dp_exp.model
+    # An autoregressive decoder: sampling metrics are opt-in (hours on a CPU at full size).
+    monkeypatch.setattr(model.decoder, "autoregressive", True)
+    ctx = evaluation.EvalContext(dp_exp, _options(run["cache"]))
+    report = evaluation.run_metrics(ctx, ["fid", "fid_lp", "nll", "traversals"])
+    assert set(report["skipped"]) == {"fid", "fid_lp", "nll", "traversals"}
+    assert all("--metrics=" in reason for reason in report["skipped"].values())
+    monkeypatch.setattr(model.decoder, "autoregressive", False)
+    # A deterministic encoder (WAE, AAE, MaskAAE): codes, no posterior variance.
+    monkeypatch.setattr(model, "stochastic", False)
+    monkeypatch.setattr(model, "encode", lambda x, training=False: (model.encoder(x)[:, :2], None))
+    ctx = evaluation.EvalContext(dp_exp, _options(run["cache"], num_fid=50))
+    report = evaluation.run_metrics(ctx, ["fid_lp", "skl", "nll", "leakage", "grids"])
+    assert set(report["skipped"]) == {"fid_lp", "nll", "leakage"}
+    assert all("deterministic" in reason for reason in report["skipped"].values())
+    assert math.isfinite(report["metrics"]["skl"])
+    assert report["details"]["grids"]["skipped_figures"].keys() == {"lp_samples"}
+    assert {"samples", "hp_samples", "reconstructions"} <= set(report["figures"])

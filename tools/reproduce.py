@@ -199,7 +199,8 @@ def format_table(rows: dict[str, dict | None], *, dataset: str, steps: int, seed
             theirs = ["n/a"] * 4
         lines.append(f"| {label} | " + " | ".join(ours + theirs) + " |")
         for metric, reason in (report or {}).get("skipped", {}).items():
-            notes.append(f"- {label}: {metric} skipped: {reason}")
+            if metric in COLUMNS:  # other metrics' skips do not concern the table
+                notes.append(f"- {label}: {metric} skipped: {reason}")
         feat = (report or {}).get("feature_network")
         if feat:
             features.setdefault(json.dumps(feat, sort_keys=True), []).append(label)

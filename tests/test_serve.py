@@ -12,11 +12,10 @@ import concurrent.futures
 import http.client
 import json
 import os
-import selectors
 import subprocess
 import sys
 import textwrap
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -76,15 +75,18 @@ def server(tmp_path_factory):
         cmd.append("--grpc_port=0")
     with open(log, "w") as stderr:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=ENV)
-    lines, deadline = [], time.monotonic() + 600  # TF import and model loads; slow when busy
-    selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
+    # Blocking reads, with a watchdog that kills a server that never gets ready (TF import
+    # and model loads take a while on a busy machine).
+    watchdog = threading.Timer(600, proc.kill)
+    watchdog.start()
+    lines = []
     while not any(line.startswith("Serving ") for line in lines):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
+        line = proc.stdout.readline()
+        if not line:
+            watchdog.cancel()
             raise RuntimeError(f"server did not start: {lines}\n{log.read_text()[-3000:]}")
-        if selector.select(timeout=1.0):
-            lines.append(proc.stdout.readline().strip())
+        lines.append(line.strip())
+    watchdog.cancel()
     info = {"imported": next(x for x in lines if x.startswith("IMPORTED"))}
     info["url"] = lines[-1].rsplit(" on ", 1)[1]
     grpc_line = [x for x in lines if x.startswith("gRPC on ")]

@@ -1,0 +1,887 @@
+"""How fast a config trains and evaluates on this machine, on synthetic data of the right shape.
+
+    python -m tools.benchmark --config=configs/dpvae.py
+    python -m tools.benchmark --config=configs/dpvae.py --jit_compile=true --batch_size=100
+    python -m tools.benchmark --config=configs/dpvae.py --config.train.jit_compile=True
+    python -m tools.benchmark --config=configs/dpvae.py --what=train,fid,nll,generate
+    python -m tools.benchmark --config=configs/dpvae.py --reference     # + PyTorch, same run
+    python -m tools.benchmark --config=configs/dpvae.py --what=breakdown  # where time goes
+    python -m tools.benchmark --config=configs/dpvae.py --what=data       # real input pipeline
+    python -m tools.benchmark --matrix --out=/tmp/table.md   # every objective x prior x XLA
+
+The model and its optimizers are built from the config exactly as ``tfvae.train`` builds them
+(``tfvae.build.build_model`` / ``build_optimizers``, ``compile``, ``build_all``), and the step is
+the trainer's own ``tf.function(model.train_step, jit_compile=config.train.jit_compile)``; only
+the data differ: one synthetic batch of the data set's shape (``input_shape``), so no data set
+is needed (except ``--what=data``, which times the real pipeline against it).
+
+Timing: ``--warmup`` calls (the first one traces, and with XLA compiles), then ``--repeats``
+rounds of ``--steps`` calls, each round closed by reading a result back to the host. The best
+round is the number to compare (other processes on a shared machine only ever slow a round
+down); the median is printed beside it.
+
+Printed for ``train``:
+  steps/s, examples/s   best round (median).
+  FLOP/step             counted on the traced TF graph of the step (``graph_flops``): 2*M*N*K
+                        for every MatMul, 2*|output|*kh*kw*c_in for Conv2D and the same for its
+                        two backprops (counted from the output gradient, so exact for any
+                        padding), one per element for arithmetic element-wise ops and one per
+                        input element for reductions; shape, copy and variable ops count 0.
+  layer FLOP            2 * multiply-adds of the model's Dense/Conv layers for one forward pass,
+                        and 3x that, the usual estimate of one training step.
+  GFLOP/s               graph FLOP/step * steps/s.
+  peak RSS              ``ru_maxrss``: the most resident memory the process ever had, shared
+                        libraries included (importing TensorFlow alone is ~0.7 GB of it);
+                        ``RssAnon`` is the process's own allocations at the end.
+"""
+
+import collections
+import dataclasses
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+from ml_collections import config_flags
+
+from tfvae import data as data_lib
+from tfvae.build import build_model, build_optimizers
+
+# Per-example shapes of the data sets whose shape does not depend on the config.
+_IMAGE_SHAPES = {
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "omniglot": (28, 28, 1),
+    "svhn": (32, 32, 3),
+    "cifar10": (32, 32, 3),
+}
+# Training-set sizes before the validation split (only minibatch estimators read N).
+_TRAIN_SIZES = {
+    "mnist": 60_000,
+    "fashion_mnist": 60_000,
+    "omniglot": 24_345,
+    "svhn": 73_257,
+    "cifar10": 50_000,
+    "celeba": 162_770,
+}
+
+# The Table-1 configs (dpVAE paper): each objective without and with the decoupled prior.
+MATRIX = (
+    ("vae", "vae", "dpvae"),
+    ("beta_vae_h", "beta_vae_h", "beta_dpvae_h"),
+    ("beta_vae_b", "beta_vae_b", "beta_dpvae_b"),
+    ("beta_tcvae", "beta_tcvae", "beta_tc_dpvae"),
+    ("factor_vae", "factor_vae", "factor_dpvae"),
+    ("info_vae", "info_vae", "info_dpvae"),
+)
+
+# What the numbers are compared with (issue 7, measured on this 2-core machine, batch 100).
+AUTHORS_STEPS_PER_S = 17.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Building the model on synthetic data
+# ----------------------------------------------------------------------------------------------
+def input_shape(config) -> tuple[int, ...]:
+    """The per-example shape the config's data set has, without loading it."""
+    d = config.data
+    if d.name in _IMAGE_SHAPES:
+        shape = _IMAGE_SHAPES[d.name]
+        if d.image_size:
+            shape = (d.image_size, d.image_size, shape[-1])
+        return shape
+    if d.name == "celeba":
+        size = d.image_size or 64
+        return (size, size, 3)
+    if d.name == "two_moons":
+        return (2,)
+    if d.name == "manifold":
+        return (int(d.manifold_dim),)
+    raise ValueError(
+        f"tools.benchmark cannot tell the shape of data set {d.name!r} without loading it; "
+        f"synthetic shapes are known for {sorted([*_IMAGE_SHAPES, 'celeba', 'two_moons'])} "
+        "and 'manifold'."
+    )
+
+
+def dataset_size(config) -> int:
+    """N as ``Experiment`` would see it (training split minus the validation split)."""
+    d = config.data
+    n = d.num_examples or _TRAIN_SIZES.get(d.name, 60_000)
+    return max(n - d.val_size, 1)
+
+
+def synthetic_batch(config, shape: tuple[int, ...], batch_size: int, seed: int = 0) -> tf.Tensor:
+    """A float32 batch ``[B, *shape]`` like the training pipeline's: [0, 1] pixels for images
+    ({0, 1} when the config binarizes), standard-normal values for vector data."""
+    rng = np.random.default_rng(seed)
+    if len(shape) == 1:
+        x = rng.standard_normal((batch_size, *shape))
+    elif config.data.binarize != "none":
+        x = rng.random((batch_size, *shape)) < 0.5
+    else:
+        x = rng.random((batch_size, *shape))
+    return tf.constant(x.astype(np.float32))
+
+
+@dataclasses.dataclass
+class Setup:
+    """A model built as the trainer builds it, and a batch to feed it.
+
+    Attributes:
+      config: the config.
+      model: the built ``tfvae.models.Autoencoder`` (variables and optimizer slots created).
+      optimizers: name -> optimizer, as ``Experiment.optimizers``.
+      batch: ``[batch_size * model.batches_per_step, *shape]`` float32 synthetic data.
+      shape: the per-example shape.
+      batch_size: examples per minibatch (one step sees ``batches_per_step`` of them).
+    """
+
+    config: object
+    model: keras.Model
+    optimizers: dict
+    batch: tf.Tensor
+    shape: tuple[int, ...]
+    batch_size: int
+
+    def train_fn(self, jit_compile: bool | None = None) -> Callable:
+        """The trainer's step function (``tfvae.trainer.train_and_evaluate``)."""
+        jit = self.config.train.jit_compile if jit_compile is None else jit_compile
+        return tf.function(self.model.train_step, jit_compile=bool(jit))
+
+
+def build_setup(config, batch_size: int | None = None) -> Setup:
+    """``tfvae.trainer.Experiment`` without data, checkpoints or workdir: same seed, same
+    ``build_model`` / ``build_optimizers`` / ``compile`` / ``build_all`` calls."""
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)
+    shape = input_shape(config)
+    model = build_model(config, shape, dataset_size(config))
+    optimizers = build_optimizers(config, model)
+    model.compile(optimizers)
+    b = int(batch_size or config.train.batch_size)
+    batch = synthetic_batch(config, shape, b * model.batches_per_step, seed=config.seed)
+    model.build_all(batch[:1])
+    return Setup(config, model, optimizers, batch, shape, b)
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing
+# ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Timing:
+    """Calls per second of each timed round, and how long the first call took."""
+
+    first_call_s: float
+    rates: list[float]
+
+    @property
+    def best(self) -> float:
+        return max(self.rates)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
+
+
+def _sync(out) -> None:
+    """Reads one result back, so that every call queued before has finished."""
+    leaves = [t for t in tf.nest.flatten(out) if isinstance(t, tf.Tensor)]
+    if leaves:
+        leaves[0].numpy()
+
+
+def time_calls(
+    fns: dict[str, Callable], args: tuple, *, steps: int, repeats: int, warmup: int
+) -> dict[str, Timing]:
+    """Times each ``fn(*args)``; the functions take turns round by round, so a burst of load
+    from other processes falls on all of them alike."""
+    first, rates = {}, {name: [] for name in fns}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        _sync(fn(*args))
+        first[name] = time.perf_counter() - start
+        out = None
+        for _ in range(max(warmup - 1, 0)):
+            out = fn(*args)
+        _sync(out)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                out = fn(*args)
+            _sync(out)
+            rates[name].append(steps / (time.perf_counter() - start))
+    return {name: Timing(first[name], rates[name]) for name in fns}
+
+
+# ----------------------------------------------------------------------------------------------
+# FLOP counting
+# ----------------------------------------------------------------------------------------------
+# One FLOP per output element.
+_ELEMENTWISE = frozenset(
+    """Add AddV2 Sub Mul Div RealDiv DivNoNan Maximum Minimum Neg Square Sqrt Rsqrt Reciprocal
+    Exp Expm1 Log Log1p Tanh Sigmoid Softplus Relu Relu6 LeakyRelu Elu Selu Abs Sign Floor Ceil
+    Round Pow SquaredDifference BiasAdd ReluGrad LeakyReluGrad TanhGrad SigmoidGrad SqrtGrad
+    RsqrtGrad ReciprocalGrad SoftplusGrad EluGrad Select SelectV2 Greater GreaterEqual Less
+    LessEqual Equal NotEqual Xlogy Xdivy AssignAddVariableOp AssignSubVariableOp""".split()
+)
+# One FLOP per input element.
+_REDUCTIONS = frozenset("Sum Mean Max Min Prod BiasAddGrad ArgMax ArgMin L2Loss".split())
+_CALLS = frozenset("PartitionedCall StatefulPartitionedCall While StatelessWhile If StatelessIf")
+
+
+def _elements(shape) -> int | None:
+    shape = tf.TensorShape(shape)
+    return shape.num_elements() if shape.is_fully_defined() else None
+
+
+def op_flops(op) -> int | None:
+    """FLOPs of one graph operation (conventions in the module docstring); None when a shape
+    it needs is not fully known."""
+    kind = op.type
+    if kind == "MatMul":
+        a = op.inputs[0].shape
+        out = _elements(op.outputs[0].shape)
+        if out is None or not a.is_fully_defined():
+            return None
+        k = a[0] if op.get_attr("transpose_a") else a[1]
+        return 2 * int(k) * out
+    if kind in ("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"):
+        a = op.inputs[0].shape
+        out = _elements(op.outputs[0].shape)
+        if out is None or not a.is_fully_defined():
+            return None
+        k = a[-2] if op.get_attr("adj_x") else a[-1]
+        return 2 * int(k) * out
+    if kind in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"):
+        if op.get_attr("data_format") != b"NHWC":
+            return None
+        # The forward conv's output (or its gradient) and filter [kh, kw, c_in, c_out]: every
+        # output element is a kh*kw*c_in dot product, in the forward pass and both backprops.
+        if kind == "Conv2D":
+            out, kernel = op.outputs[0].shape, op.inputs[1].shape
+        elif kind == "Conv2DBackpropInput":
+            out, kernel = op.inputs[2].shape, op.inputs[1].shape
+        else:
+            out, kernel = op.inputs[2].shape, op.outputs[0].shape
+        n = _elements(out)
+        if n is None or not kernel.is_fully_defined():
+            return None
+        return 2 * n * int(kernel[0]) * int(kernel[1]) * int(kernel[2])
+    if kind == "AddN":
+        n = _elements(op.outputs[0].shape)
+        return None if n is None else n * (len(op.inputs) - 1)
+    if kind in _ELEMENTWISE:
+        # Variable updates have no output: count the value added.
+        shape = op.inputs[1].shape if kind.endswith("VariableOp") else op.outputs[0].shape
+        return _elements(shape)
+    if kind in _REDUCTIONS:
+        return _elements(op.inputs[0].shape)
+    return 0
+
+
+@dataclasses.dataclass
+class FlopCount:
+    """FLOPs of one call of a traced function.
+
+    Attributes:
+      total: the sum over every op whose shapes are known.
+      by_type: op type -> FLOPs.
+      unknown: op types whose shapes were not fully known (not counted), with their counts.
+      calls: function-call and control-flow ops, whose bodies are not counted.
+    """
+
+    total: int
+    by_type: dict[str, int]
+    unknown: dict[str, int]
+    calls: int
+
+
+def graph_flops(concrete_function) -> FlopCount:
+    """Counts the FLOPs of one call of ``concrete_function`` from its traced graph.
+
+    The graph is what the Python code traced (before Grappler or XLA rewrite it), so the count
+    is the model's arithmetic, independent of fusion, and the same with and without XLA.
+    """
+    by_type, unknown, calls = collections.Counter(), collections.Counter(), 0
+    for op in concrete_function.graph.get_operations():
+        if op.type in _CALLS:
+            calls += 1
+            continue
+        n = op_flops(op)
+        if n is None:
+            unknown[op.type] += 1
+        elif n:
+            by_type[op.type] += n
+    return FlopCount(sum(by_type.values()), dict(by_type), dict(unknown), calls)
+
+
+def layer_flops(*models) -> tuple[int, int]:
+    """2 * multiply-adds of one forward pass through every Dense and Conv layer, per example.
+
+    Returns:
+      (FLOPs, number of Dense/Conv layers whose size could not be read and were skipped).
+    """
+    total, skipped = 0, 0
+    for model in models:
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if isinstance(layer, keras.layers.Dense):
+                fan_in, units = layer.kernel.shape
+                total += 2 * int(fan_in) * int(units)
+            elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+                kh, kw = layer.kernel.shape[:2]
+                try:
+                    # A transposed conv does its multiply-adds per input position.
+                    if isinstance(layer, keras.layers.Conv2DTranspose):
+                        h, w, c_in = layer.input.shape[1:]
+                        c_out = layer.filters
+                    else:
+                        h, w, c_out = layer.output.shape[1:]
+                        c_in = layer.kernel.shape[2]
+                except (AttributeError, ValueError):
+                    skipped += 1
+                    continue
+                total += 2 * int(h) * int(w) * int(kh) * int(kw) * int(c_in) * int(c_out)
+    return total, skipped
+
+
+# ----------------------------------------------------------------------------------------------
+# Memory and machine
+# ----------------------------------------------------------------------------------------------
+def memory_mb() -> dict[str, float]:
+    """Peak resident memory of this process (ru_maxrss), current RSS and its anonymous part."""
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    try:
+        with open("/proc/self/status") as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        out["rss_mb"] = int(status["VmRSS"].split()[0]) / 1024
+        out["rss_anon_mb"] = int(status["RssAnon"].split()[0]) / 1024
+    except (OSError, KeyError):
+        pass
+    return out
+
+
+def load_average() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# The benchmarks
+# ----------------------------------------------------------------------------------------------
+def bench_train(setup: Setup, *, jit_compile: bool, steps: int, repeats: int, warmup: int):
+    """Training steps per second, FLOPs and memory (see the module docstring)."""
+    fn = setup.train_fn(jit_compile)
+    timing = time_calls({"train": fn}, (setup.batch,), steps=steps, repeats=repeats, warmup=warmup)
+    timing = timing["train"]
+    flops = graph_flops(fn.get_concrete_function(setup.batch))
+    model = setup.model
+    fwd, skipped = layer_flops(model.encoder, model.decoder, model.prior)
+    examples = setup.batch_size * model.batches_per_step
+    return {
+        "steps_per_s": timing.best,
+        "steps_per_s_median": timing.median,
+        "examples_per_s": timing.best * examples,
+        "first_step_s": timing.first_call_s,
+        "flop_per_step": flops.total,
+        "flop_per_example": flops.total / examples,
+        "flop_by_type": flops.by_type,
+        "flop_unknown_ops": flops.unknown,
+        "flop_uncounted_calls": flops.calls,
+        "layer_forward_flop_per_example": fwd,
+        "layer_skipped": skipped,
+        "gflop_per_s": flops.total * timing.best / 1e9,
+    }
+
+
+def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_compile: bool):
+    """Where a step's time goes: the step and its pieces, timed in turns.
+
+    Pieces: each phase's forward loss, forward + gradients, the optimizers' updates alone (zero
+    gradients), the prior's log-density with gradients, and the step without the trackers.
+    """
+    model, batch = setup.model, setup.batch
+    batches = model._split(batch)
+    fns = {"train step": model.train_step}
+    for i, phase in enumerate(model.phases()):
+        tag = f"phase {i} ({phase.optimizer})"
+
+        def forward(x, phase=phase):
+            return model._reduce(phase.loss_fn(model._split(x), True))[phase.loss_key]
+
+        def gradients(x, phase=phase):
+            variables = phase.variables()
+            with tf.GradientTape() as tape:
+                loss = model._reduce(phase.loss_fn(model._split(x), True))[phase.loss_key]
+            grads = tape.gradient(loss, variables)
+            return [loss] + [g for g in grads if g is not None]
+
+        fns[f"{tag}: loss"] = forward
+        fns[f"{tag}: loss + gradients"] = gradients
+
+    def updates(x):
+        del x
+        for phase in model.phases():
+            variables = phase.variables()
+            model.optimizers[phase.optimizer].apply_gradients(
+                [(tf.zeros_like(v), v) for v in variables]
+            )
+        return tf.constant(0.0)
+
+    fns["optimizer updates only"] = updates
+    z = tf.random.normal([int(batches[0].shape[0]), model.latent_dim], seed=1)
+
+    def prior(x):
+        del x
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            log_p = tf.reduce_mean(model.prior.log_prob(z))
+        return [log_p] + tape.gradient(log_p, [z] + model.prior.trainable_variables)
+
+    fns["prior log_prob + gradients"] = prior
+
+    def no_trackers(x):
+        out = {}
+        for phase in model.phases():
+            for _ in range(phase.repeats):
+                out = model.apply_phase(phase, model._split(x))
+        model.step.assign_add(1)
+        return out
+
+    if hasattr(model, "apply_phase"):
+        fns["train step without trackers"] = no_trackers
+    compiled = {k: tf.function(f, jit_compile=jit_compile) for k, f in fns.items()}
+    timings = time_calls(compiled, (batch,), steps=steps, repeats=repeats, warmup=warmup)
+    return {k: 1000.0 / t.best for k, t in timings.items()}
+
+
+def bench_data(setup: Setup, *, jit_compile: bool, steps: int, repeats: int, warmup: int):
+    """The trainer's input pipeline on the real data set against the synthetic batch."""
+    config, model = setup.config, setup.model
+    splits = data_lib.load(config.data)
+    batch = setup.batch_size * model.batches_per_step
+    ds = data_lib.train_dataset(
+        splits.train,
+        batch_size=batch,
+        seed=config.seed,
+        binarize=config.data.binarize,
+        dequantize=config.data.dequantize,
+    )
+    it = iter(ds)
+    fn = setup.train_fn(jit_compile)
+    fns = {
+        "pipeline alone (batches/s)": lambda x: next(it),
+        "step on real batches": lambda x: fn(next(it)),
+        "step on one synthetic batch": fn,
+    }
+    timings = time_calls(fns, (setup.batch,), steps=steps, repeats=repeats, warmup=warmup)
+    return {k: t.best for k, t in timings.items()}
+
+
+def bench_fid(setup: Setup, *, num_images: int, steps: int, repeats: int, warmup: int):
+    """FID feature extraction (the evaluation's classifier features) of generated images."""
+    from tfvae import evaluation  # local: evaluation pulls in the metric modules
+
+    if len(setup.shape) != 3:
+        return {"skipped": "vector data: FID uses the raw vectors"}
+    classifier = evaluation.classifier_model(setup.shape, 10)
+    extractor = keras.Model(classifier.inputs, classifier.get_layer("features").output)
+    model = setup.model
+
+    @tf.function
+    def features(images):
+        return extractor(images, training=False)
+
+    @tf.function
+    def generate_and_features(seed):
+        del seed
+        return extractor(model.generate(num_images), training=False)
+
+    images = synthetic_batch(setup.config, setup.shape, num_images)
+    timings = time_calls(
+        {"features": features}, (images,), steps=steps, repeats=repeats, warmup=warmup
+    )
+    both = time_calls(
+        {"generate + features": generate_and_features},
+        (tf.constant(0),),
+        steps=steps,
+        repeats=repeats,
+        warmup=warmup,
+    )
+    return {
+        "num_images": num_images,
+        "features_images_per_s": timings["features"].best * num_images,
+        "generate_and_features_images_per_s": both["generate + features"].best * num_images,
+    }
+
+
+def bench_nll(setup: Setup, *, num_samples: int, chunk_size: int, repeats: int):
+    """Importance-sampled NLL of one batch with K samples, as ``tfvae.evaluation`` runs it."""
+    from tfvae import metrics
+
+    model = setup.model
+    if not model.stochastic:
+        return {"skipped": "deterministic encoder: no importance-sampled NLL"}
+    x = setup.batch[: setup.batch_size]
+
+    @tf.function(reduce_retracing=True)
+    def log_likelihood(xb, z):
+        return model.likelihood.log_prob(xb, model.decoder_params(z, xb))
+
+    @tf.function(reduce_retracing=True)
+    def encode(xb):
+        return model.encode(xb)
+
+    @tf.function(reduce_retracing=True)
+    def prior_log_prob(z):
+        return model.prior.log_prob(z)
+
+    def run(_):
+        return metrics.importance_sampled_bounds(
+            x,
+            encode_fn=encode,
+            log_likelihood_fn=log_likelihood,
+            prior_log_prob_fn=prior_log_prob,
+            num_samples=num_samples,
+            chunk_size=chunk_size,
+            seed=0,
+        )["log_px"]
+
+    timing = time_calls({"nll": run}, (None,), steps=1, repeats=repeats, warmup=1)["nll"]
+    n = int(x.shape[0])
+    return {
+        "num_samples": num_samples,
+        "chunk_size": chunk_size,
+        "batch": n,
+        "examples_per_s": timing.best * n,
+        "seconds_per_batch": 1.0 / timing.best,
+    }
+
+
+def bench_generate(setup: Setup, *, savedmodel: str | None, steps: int, repeats: int, warmup):
+    """The exported ``generate`` signature: a given SavedModel, or this model exported now."""
+    from tfvae import export
+
+    tmp = None
+    if not savedmodel:
+        tmp = tempfile.mkdtemp(prefix="tfvae_bench_export_")
+        savedmodel = export.export_model(setup.model, tmp, "bench", data_shape=setup.shape)
+    loaded = tf.saved_model.load(savedmodel)
+    generate = loaded.signatures["generate"]
+    n = setup.batch_size
+    seeds = tf.range(n, dtype=tf.int64)
+    timing = time_calls(
+        {"generate": lambda s: generate(seed=s)},
+        (seeds,),
+        steps=steps,
+        repeats=repeats,
+        warmup=warmup,
+    )["generate"]
+    return {
+        "savedmodel": savedmodel if tmp is None else "(this model, exported to a temp dir)",
+        "batch": n,
+        "calls_per_s": timing.best,
+        "images_per_s": timing.best * n,
+    }
+
+
+def run_reference(*, batch_size: int, steps: int, repeats: int, warmup: int, prior: str):
+    """``tools.reference_torch`` in a subprocess (its own memory and threads); its JSON."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "tools.reference_torch",
+        f"--batch_size={batch_size}",
+        f"--steps={steps}",
+        f"--repeats={repeats}",
+        f"--warmup={warmup}",
+        f"--prior={prior}",
+        "--json",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root())
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _repo_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Reports
+# ----------------------------------------------------------------------------------------------
+def _fmt_flops(n: float) -> str:
+    for unit, scale in (("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} FLOP"
+
+
+def describe(config, setup: Setup, jit: bool) -> str:
+    m = config.model
+    return (
+        f"objective {config.objective}, prior {m.prior.name}, encoder {m.encoder.name}, decoder "
+        f"{m.decoder.name}, latent {m.latent_dim}, data {config.data.name} {setup.shape}, batch "
+        f"{setup.batch_size} x {setup.model.batches_per_step}, jit_compile {jit}"
+    )
+
+
+def print_train(r: dict, steps: int, repeats: int) -> None:
+    print(
+        f"  steps/s          {r['steps_per_s']:.1f}  (best of {repeats} rounds of {steps}; "
+        f"median {r['steps_per_s_median']:.1f})"
+    )
+    print(f"  examples/s       {r['examples_per_s']:.0f}")
+    print(f"  first step       {r['first_step_s']:.1f} s (tracing, and compiling with XLA)")
+    print(
+        f"  FLOP/step        {_fmt_flops(r['flop_per_step'])} "
+        f"({_fmt_flops(r['flop_per_example'])}/example), counted on the traced step graph"
+    )
+    top = sorted(r["flop_by_type"].items(), key=lambda kv: -kv[1])[:6]
+    share = ", ".join(f"{k} {100 * v / max(r['flop_per_step'], 1):.0f}%" for k, v in top)
+    print(f"                   by op: {share}")
+    if r["flop_unknown_ops"] or r["flop_uncounted_calls"]:
+        print(
+            f"                   not counted: ops of unknown shape {r['flop_unknown_ops']}, "
+            f"{r['flop_uncounted_calls']} function calls"
+        )
+    fwd = r["layer_forward_flop_per_example"]
+    print(
+        f"  layer FLOP       {_fmt_flops(fwd)}/example forward through the Dense/Conv layers; "
+        f"3x = {_fmt_flops(3 * fwd)}/example for a training step"
+    )
+    print(f"  achieved         {r['gflop_per_s']:.1f} GFLOP/s")
+
+
+def print_memory(mem: dict) -> None:
+    print(
+        f"  memory           peak RSS {mem['peak_rss_mb']:.0f} MB; now RSS "
+        f"{mem.get('rss_mb', float('nan')):.0f} MB, of which own allocations (RssAnon) "
+        f"{mem.get('rss_anon_mb', float('nan')):.0f} MB"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The matrix: every objective x prior x XLA, each in a fresh process
+# ----------------------------------------------------------------------------------------------
+def run_matrix(*, batch_size: int, steps: int, repeats: int, warmup: int) -> list[dict]:
+    rows = []
+    for objective, plain, dp in MATRIX:
+        for prior, name in (("standard_normal", plain), ("decoupled", dp)):
+            for jit in (False, True):
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "tools.benchmark",
+                    f"--config=configs/{name}.py",
+                    f"--batch_size={batch_size}",
+                    f"--steps={steps}",
+                    f"--repeats={repeats}",
+                    f"--warmup={warmup}",
+                    f"--jit_compile={str(jit).lower()}",
+                    "--json",
+                ]
+                done = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root())
+                row = {"objective": objective, "prior": prior, "config": name, "jit": jit}
+                if done.returncode != 0:
+                    row["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1]
+                else:
+                    row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+                print(json.dumps({k: row.get(k) for k in ("config", "jit", "steps_per_s")}))
+                rows.append(row)
+    return rows
+
+
+def matrix_table(rows: list[dict]) -> str:
+    """Markdown: one row per objective x prior, steps/s without and with XLA."""
+    by_key = {(r["config"], r["jit"]): r for r in rows}
+    lines = [
+        "| objective | prior | config | steps/s | steps/s XLA | vs authors (17/s) | "
+        "MFLOP/example | peak RSS MB (XLA) |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for objective, plain, dp in MATRIX:
+        for prior, name in (("standard normal", plain), ("decoupled", dp)):
+            off, on = by_key.get((name, False), {}), by_key.get((name, True), {})
+
+            def rate(r):
+                return f"{r['steps_per_s']:.1f}" if "steps_per_s" in r else "error"
+
+            best = max(off.get("steps_per_s", 0.0), on.get("steps_per_s", 0.0))
+            flop = off.get("flop_per_example") or on.get("flop_per_example") or float("nan")
+            mem = "/".join(
+                f"{r['peak_rss_mb']:.0f}" if "peak_rss_mb" in r else "-" for r in (off, on)
+            )
+            lines.append(
+                f"| {objective} | {prior} | {name} | {rate(off)} | {rate(on)} | "
+                f"{best / AUTHORS_STEPS_PER_S:.2f}x | {flop / 1e6:.1f} | {mem} |"
+            )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry point
+# ----------------------------------------------------------------------------------------------
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, path[:arg].")
+_BATCH = flags.DEFINE_integer("batch_size", None, "Examples per minibatch (default: config's).")
+_STEPS = flags.DEFINE_integer("steps", 100, "Timed calls per round.")
+_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed rounds; the best one is reported.")
+_WARMUP = flags.DEFINE_integer("warmup", 20, "Untimed calls first (the first traces/compiles).")
+_JIT = flags.DEFINE_boolean("jit_compile", None, "XLA on/off (default: config.train.jit_compile).")
+_WHAT = flags.DEFINE_list(
+    "what", ["train"], "Any of train, breakdown, data, fid, nll, generate (comma-separated)."
+)
+_REFERENCE = flags.DEFINE_boolean(
+    "reference", False, "Also time tools.reference_torch (PyTorch dpVAE MNIST) in this run."
+)
+_SAVEDMODEL = flags.DEFINE_string(
+    "savedmodel", None, "A SavedModel version folder for --what=generate (default: export now)."
+)
+_FID_IMAGES = flags.DEFINE_integer("fid_images", 1000, "Images per call for --what=fid.")
+_NLL_SAMPLES = flags.DEFINE_integer("nll_samples", 100, "K for --what=nll.")
+_NLL_CHUNK = flags.DEFINE_integer("nll_chunk", 10, "Importance samples per decoder call.")
+_INTRA = flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: TF's default).")
+_INTER = flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: TF's default).")
+_JSON = flags.DEFINE_boolean("json", False, "Print one JSON line of the train results only.")
+_MATRIX = flags.DEFINE_boolean(
+    "matrix", False, "Time every Table-1 objective x prior, without and with XLA."
+)
+_OUT = flags.DEFINE_string("out", None, "With --matrix: write the Markdown table here.")
+
+_WHATS = ("train", "breakdown", "data", "fid", "nll", "generate")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    sys.path.insert(0, ".")  # config files import ``configs.common``
+    steps, repeats, warmup = _STEPS.value, _REPEATS.value, _WARMUP.value
+    if _MATRIX.value:
+        rows = run_matrix(
+            batch_size=_BATCH.value or 100, steps=steps, repeats=repeats, warmup=warmup
+        )
+        table = matrix_table(rows)
+        print(table)
+        if _OUT.value:
+            with open(_OUT.value, "w") as f:
+                f.write(table + "\n")
+            with open(_OUT.value + ".json", "w") as f:
+                json.dump(rows, f, indent=1)
+        return
+    if _CONFIG.value is None:
+        raise app.UsageError("--config is required (or --matrix).")
+    unknown = set(_WHAT.value) - set(_WHATS)
+    if unknown:
+        raise app.UsageError(f"Unknown --what {sorted(unknown)}; valid: {list(_WHATS)}.")
+    if _INTRA.value:
+        tf.config.threading.set_intra_op_parallelism_threads(_INTRA.value)
+    if _INTER.value:
+        tf.config.threading.set_inter_op_parallelism_threads(_INTER.value)
+    config = _CONFIG.value
+    jit = bool(config.train.jit_compile if _JIT.value is None else _JIT.value)
+    load_before = load_average()
+    setup = build_setup(config, _BATCH.value)
+    timing = dict(steps=steps, repeats=repeats, warmup=warmup)
+
+    if _JSON.value:
+        result = bench_train(setup, jit_compile=jit, **timing)
+        result.update(memory_mb(), load=load_average(), jit_compile=jit, batch=setup.batch_size)
+        print(json.dumps(result))
+        return
+
+    print(f"tools.benchmark: {describe(config, setup, jit)}")
+    info = machine()
+    print(
+        f"  machine          {info['cpus']} CPUs, TF {info['tensorflow']}, Keras "
+        f"{info['keras']}, threads intra {info['intra_op_threads'] or 'default'} / inter "
+        f"{info['inter_op_threads'] or 'default'}, oneDNN {info['onednn']}, load average "
+        f"{load_before:.1f}"
+    )
+    reference = None
+    if _REFERENCE.value:
+        # First, so that the two numbers come from the same minutes of this machine.
+        reference = run_reference(
+            batch_size=setup.batch_size, prior=config.model.prior.name, **timing
+        )
+    if "train" in _WHAT.value:
+        print("train step (synthetic batch):")
+        result = bench_train(setup, jit_compile=jit, **timing)
+        print_train(result, steps, repeats)
+        if reference is not None:
+            if "steps_per_s" in reference:
+                print(
+                    f"  reference        PyTorch {reference['torch']} (tools.reference_torch): "
+                    f"{reference['steps_per_s']:.1f} steps/s, peak RSS "
+                    f"{reference['peak_rss_mb']:.0f} MB -> tfvae is "
+                    f"{result['steps_per_s'] / reference['steps_per_s']:.2f}x"
+                )
+            else:
+                print(f"  reference        not run: {reference['error']}")
+        print(
+            f"  vs authors       {result['steps_per_s'] / AUTHORS_STEPS_PER_S:.2f}x the "
+            f"authors' PyTorch code ({AUTHORS_STEPS_PER_S:.0f} steps/s on this machine, issue 7)"
+        )
+    if "breakdown" in _WHAT.value:
+        print("breakdown (ms per call, best round; pieces overlap, they do not add up):")
+        for name, ms in bench_breakdown(setup, jit_compile=jit, **timing).items():
+            print(f"  {name:40s} {ms:7.2f} ms")
+    if "data" in _WHAT.value:
+        print(f"input pipeline ({config.data.name}, tfvae.data.train_dataset):")
+        r = bench_data(setup, jit_compile=jit, **timing)
+        for name, rate in r.items():
+            print(f"  {name:40s} {rate:7.1f} /s")
+        ratio = r["step on real batches"] / r["step on one synthetic batch"]
+        print(f"  real / synthetic step rate: {ratio:.2f}")
+    if "fid" in _WHAT.value:
+        r = bench_fid(setup, num_images=_FID_IMAGES.value, **timing)
+        print("FID features (tfvae.evaluation.classifier_model, untrained weights):")
+        for key, value in r.items():
+            print(f"  {key:40s} {value if isinstance(value, str) else f'{value:.0f}'}")
+    if "nll" in _WHAT.value:
+        r = bench_nll(
+            setup, num_samples=_NLL_SAMPLES.value, chunk_size=_NLL_CHUNK.value, repeats=repeats
+        )
+        print("importance-sampled NLL (tfvae.metrics.importance_sampled_bounds):")
+        for key, value in r.items():
+            print(f"  {key:40s} {value if isinstance(value, str) else f'{value:.4g}'}")
+    if "generate" in _WHAT.value:
+        r = bench_generate(setup, savedmodel=_SAVEDMODEL.value, **timing)
+        print("exported generate signature (tf.saved_model.load(...).signatures['generate']):")
+        for key, value in r.items():
+            print(f"  {key:40s} {value if isinstance(value, str) else f'{value:.4g}'}")
+    print_memory(memory_mb())
+    load_after = load_average()
+    if max(load_before, load_after) > 1.5 * (os.cpu_count() or 1):
+        print(
+            f"  note: load average {load_before:.1f} -> {load_after:.1f} on "
+            f"{os.cpu_count()} CPUs: other processes shared the machine; rates are low bounds."
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)

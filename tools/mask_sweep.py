@@ -31,24 +31,31 @@ import sys
 
 from absl import app, flags
 
-_OUT = flags.DEFINE_string("out", None, "Sweep directory (workdirs, results, figure).")
-_DATASET = flags.DEFINE_enum(
-    "dataset", "manifold", ["manifold", "fashion_mnist", "mnist"], "Data set preset."
-)
-_N = flags.DEFINE_integer("n", 8, "True latent size of the manifold data (ignored for images).")
-_M = flags.DEFINE_list("m", ["2", "4", "8", "12", "16", "20"], "Starting latent sizes m.")
-_MODELS = flags.DEFINE_list("models", ["wae_mmd", "mask_aae"], "Configs (objectives) to sweep.")
-_NUM_STEPS = flags.DEFINE_integer(
-    "num_steps", None, "Training steps of every run (default: each config's own)."
-)
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 10_000, "Generated samples for the FID.")
-_MASK_ARGS = flags.DEFINE_list(
-    "mask_aae_args", [], "Extra config arguments of the mask_aae runs, e.g. lr_drop=1."
-)
-_INCEPTION = flags.DEFINE_string(
-    "inception_weights", None, "InceptionV3 Keras weights for image FID (default: classifier)."
-)
-flags.mark_flag_as_required("out")
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when run as a program, so importing this module defines no flag that could
+    collide with another tool's in the same process."""
+    flags.DEFINE_string("out", None, "Sweep directory (workdirs, results, figure).")
+    flags.DEFINE_enum(
+        "dataset", "manifold", ["manifold", "fashion_mnist", "mnist"], "Data set preset."
+    )
+    flags.DEFINE_integer("n", 8, "True latent size of the manifold data (ignored for images).")
+    flags.DEFINE_list("m", ["2", "4", "8", "12", "16", "20"], "Starting latent sizes m.")
+    flags.DEFINE_list("models", ["wae_mmd", "mask_aae"], "Configs (objectives) to sweep.")
+    flags.DEFINE_integer(
+        "num_steps", None, "Training steps of every run (default: each config's own)."
+    )
+    flags.DEFINE_integer("num_samples", 10_000, "Generated samples for the FID.")
+    flags.DEFINE_list(
+        "mask_aae_args", [], "Extra config arguments of the mask_aae runs, e.g. lr_drop=1."
+    )
+    flags.DEFINE_string(
+        "inception_weights", None, "InceptionV3 Keras weights for image FID (default: classifier)."
+    )
+    flags.mark_flag_as_required("out")
+
 
 RESULTS = "results.json"
 MASKED = ("mask_aae",)
@@ -87,12 +94,12 @@ def run_one(model: str, m: int, *, out: str, dataset: str, n: int, options) -> d
     from tfvae import evaluation, trainer
     from tfvae.config_loader import load_config
 
-    extra = _MASK_ARGS.value if model == "mask_aae" else ()
+    extra = FLAGS.mask_aae_args if model == "mask_aae" else ()
     arg = config_arg(dataset, m, n, extra)
     config = load_config(os.path.join("configs", f"{model}.py") + ":" + arg)
-    if _NUM_STEPS.value is not None:
+    if FLAGS.num_steps is not None:
         with config.unlocked():
-            config.train.num_steps = _NUM_STEPS.value
+            config.train.num_steps = FLAGS.num_steps
     workdir = os.path.join(out, model, f"m{m}")
     trainer.train_and_evaluate(config, workdir)
     report = evaluation.evaluate_workdir(workdir, options)
@@ -151,16 +158,16 @@ def main(argv):
     sys.path.insert(0, ".")  # configs import ``configs.common``
     from tfvae import evaluation
 
-    out, dataset = _OUT.value, _DATASET.value
-    n = _N.value if dataset == "manifold" else None
+    out, dataset = FLAGS.out, FLAGS.dataset
+    n = FLAGS.n if dataset == "manifold" else None
     options = evaluation.EvalOptions(
         metrics=("fid", "active_dims", "nac"),
-        num_fid=_NUM_SAMPLES.value,
-        inception_weights=_INCEPTION.value,
+        num_fid=FLAGS.num_samples,
+        inception_weights=FLAGS.inception_weights,
         verbose=False,
     )
     results = load_results(out)
-    setting = {"dataset": dataset, "n": n, "mask_aae_args": list(_MASK_ARGS.value)}
+    setting = {"dataset": dataset, "n": n, "mask_aae_args": list(FLAGS.mask_aae_args)}
     previous = {"mask_aae_args": [], **{k: results[k] for k in setting if k in results}}
     if results and previous != setting:
         raise ValueError(
@@ -168,13 +175,13 @@ def main(argv):
         )
     results.update(setting)
     runs = results.setdefault("runs", {})
-    for model in _MODELS.value:
-        for m in (int(v) for v in _M.value):
+    for model in FLAGS.models:
+        for m in (int(v) for v in FLAGS.m):
             done = runs.get(model, {}).get(str(m))
-            if done is not None and _NUM_STEPS.value in (None, done["step"]):
+            if done is not None and FLAGS.num_steps in (None, done["step"]):
                 continue  # trained to the end and evaluated by an earlier invocation
             print(f"== {model}, m = {m}", flush=True)
-            row = run_one(model, m, out=out, dataset=dataset, n=_N.value, options=options)
+            row = run_one(model, m, out=out, dataset=dataset, n=FLAGS.n, options=options)
             runs.setdefault(model, {})[str(m)] = row
             save_results(out, results)
             print(f"   FID {row['fid']:.3f}, discovered {row['discovered']:.0f}", flush=True)
@@ -184,4 +191,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

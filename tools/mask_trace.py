@@ -19,7 +19,13 @@ from absl import app, flags
 TAG = "train/alpha_values"
 THRESHOLD = 0.1
 
-_OUT = flags.DEFINE_string("out", None, "Figure path (default: <workdir>/figures/mask_trace.png).")
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when run as a program, so importing this module defines no flag that could
+    collide with another tool's in the same process."""
+    flags.DEFINE_string("out", None, "Figure path (default: <workdir>/figures/mask_trace.png).")
 
 
 def read_trace(workdir: str, tag: str = TAG) -> tuple[np.ndarray, np.ndarray]:
@@ -83,10 +89,11 @@ def main(argv):
     for workdir in workdirs:
         steps, alpha = read_trace(workdir)
         np.savez(os.path.join(workdir, "mask_trace.npz"), step=steps, alpha=alpha)
-    out = _OUT.value or os.path.join(workdirs[0], "figures", "mask_trace.png")
+    out = FLAGS.out or os.path.join(workdirs[0], "figures", "mask_trace.png")
     plot_traces(workdirs, out)
     print(f"wrote {out}")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

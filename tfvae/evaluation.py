@@ -83,6 +83,7 @@ from tfvae import data as data_lib
 from tfvae import metrics
 from tfvae import workdir as workdir_lib
 from tfvae.models import Autoencoder
+from tfvae.priors import StandardNormalPrior
 from tfvae.registry import lookup
 
 DEFAULT_FEATURE_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "tfvae", "features")
@@ -530,7 +531,9 @@ class EvalContext:
 
     @property
     def is_decoupled(self) -> bool:
-        return self.config.model.prior.name == "decoupled"
+        """Whether generation space z0 and representation space z differ (any prior but the
+        standard normal, whose z0 = z)."""
+        return not isinstance(self.model.prior, StandardNormalPrior)
 
     @property
     def latent_space(self) -> str:
@@ -659,7 +662,7 @@ class EvalContext:
     def require_images(self, what: str) -> None:
         if not self.is_image:
             raise MetricUndefined(
-                f"{what} draws images; {self.config.data.name} is vector data "
+                f"{what} need images; {self.config.data.name} is vector data "
                 "(tools/two_moons.py draws the two-moons figures)."
             )
 
@@ -700,16 +703,13 @@ class EvalContext:
         if self.config.data.binarize != "none":
             x = data_lib.static_binarize(x)
 
-        def enc(b):
-            z_mean, z_log_var = self.model.encode(data_lib.to_float(b))
-            if z_log_var is None:
-                return np.concatenate([z_mean.numpy(), np.full_like(z_mean.numpy(), np.nan)], 1)
-            return np.concatenate([z_mean.numpy(), z_log_var.numpy()], axis=1)
-
-        out = self.batched(enc, x)
-        d = self.latent_dim
-        z_mean, z_log_var = out[:, :d], out[:, d:]
-        return z_mean, (None if np.isnan(z_log_var).all() else z_log_var)
+        means, log_vars = [], []
+        for i in range(0, len(x), o.batch_size):
+            z_mean, z_log_var = self.model.encode(data_lib.to_float(x[i : i + o.batch_size]))
+            means.append(z_mean.numpy())  # [b, d]
+            if z_log_var is not None:
+                log_vars.append(z_log_var.numpy())  # [b, d]
+        return np.concatenate(means), (np.concatenate(log_vars) if log_vars else None)
 
     def log_aggregate_posterior(self, z: np.ndarray) -> np.ndarray:
         """log q(z) of the aggregate posterior of ``num_aggregate`` training examples."""
@@ -777,9 +777,8 @@ def tile_images(images: np.ndarray, cols: int) -> np.ndarray:
     grid = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1, c), np.float32)
     for i in range(n):
         r, q = divmod(i, cols)
-        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + q * (w + 1) : 1 + q * (w + 1) + w] = images[
-            i
-        ]
+        top, left = 1 + r * (h + 1), 1 + q * (w + 1)
+        grid[top : top + h, left : left + w] = images[i]
     return np.clip(grid, 0.0, 1.0)
 
 
@@ -1004,14 +1003,16 @@ def interpolations_metric(ctx: EvalContext) -> MetricResult:
 def traversals_metric(ctx: EvalContext) -> MetricResult:
     """One row per latent dimension: z0_j from -r to r, the other z0 dimensions 0, mapped to z
     by g^-1 (the identity for a standard-normal prior). With more dimensions than
-    ``max_traversal_dims``, the most active ones (variance of the codes) are shown."""
+    ``max_traversal_dims``, the most active ones (variance of the encoded means in z0) are
+    shown."""
     ctx.require_images("Traversals")
     ctx.require_selected_if_autoregressive("traversals", "Traversal")
     o, d = ctx.options, ctx.latent_dim
     dims = np.arange(d)
     if d > o.max_traversal_dims:
         z_mean, _ = ctx.aggregate_encoding()
-        dims = np.argsort(-np.var(z_mean, axis=0), kind="stable")[: o.max_traversal_dims]
+        codes = ctx.to_z0(z_mean) if ctx.is_decoupled else z_mean  # [N, d]
+        dims = np.argsort(-np.var(codes, axis=0), kind="stable")[: o.max_traversal_dims]
     values = np.linspace(-o.traversal_range, o.traversal_range, o.traversal_steps)
     z0 = np.zeros((len(dims), len(values), d), np.float32)
     for row, j in enumerate(dims):

@@ -30,6 +30,12 @@ starting m); on the manifold data about n dimensions stay active for any m >= n 
 and the FID is flat in m where a WAE's follows a U-curve. The paper's exact numbers are lost
 from the text tfvae has. Per-dimension mask values are logged as ``train/alpha``
 (``python -m tools.mask_trace <workdir>`` plots Fig. 5).
+
+Measured by tfvae (manifold, n = 4, defaults, ``tools.mask_sweep --m=2,4,8,16``): the mask
+kept 2, 4, 8 and 15 dimensions: with R = 75 (d <= 20) c reaches 2048 within ~4k steps, and by
+then RMSProp has moved each m by at most ~0.5, so only entries that start near alpha = 0.5 can
+close. FID (raw 128-d vectors) 57.0 / 3.51 / 0.55 / 1.22 against WAE-MMD's U-curve
+2.69 / 1.31 / 1.70 / 3.21 (minimum at m = n).
 """
 
 import ml_collections

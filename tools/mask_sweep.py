@@ -141,7 +141,8 @@ def plot_figure4(results: dict, path: str) -> None:
         ax.axvline(n, color="k", linestyle="--", linewidth=0.8)
         right.axhline(n, color="tab:green", linestyle=":", linewidth=0.8, label=f"true n = {n}")
     ax.set_xlabel("starting latent size m")
-    ax.set_ylabel("FID")
+    ax.set_yscale("log")  # FID spans orders of magnitude across m
+    ax.set_ylabel("FID (log scale)")
     right.set_ylabel("active dimensions")
     handles = ax.get_legend_handles_labels()
     more = right.get_legend_handles_labels()

@@ -126,3 +126,16 @@ def test_unknown_dataset_fails_with_valid_names(tmp_path):
         config.data.name = "fashion"
     with pytest.raises(ValueError, match="Valid datasets: .*fashion_mnist"):
         trainer.train_and_evaluate(config, str(tmp_path))
+
+
+def test_workdir_config_round_trip_keeps_per_choice_options(tmp_path):
+    # A Bernoulli likelihood has no ``weight``: filling fields newer than a workdir from the
+    # base config must not copy the Gaussian's options into it.
+    from tfvae import workdir as workdir_lib
+
+    config = load_config(os.path.join(REPO, "configs", "vae.py") + ":omniglot")
+    trainer._write_config(config, str(tmp_path))
+    loaded = workdir_lib.load_config(str(tmp_path))
+    assert loaded.model.likelihood.name == "bernoulli"
+    assert dict(loaded.model.likelihood.options) == {}
+    assert loaded.model.prior.options == config.model.prior.options

@@ -26,10 +26,17 @@ def _tuples(value):
     return value
 
 
+# Keyword-argument dicts belong to one network, prior, likelihood or objective: the base
+# config's values (e.g. the Gaussian likelihood's ``weight``) are wrong for another choice.
+NOT_FILLED = ("options", "hparams")
+
+
 def _fill_missing(target: dict, defaults: dict) -> None:
     for key, value in defaults.items():
         if key not in target:
             target[key] = value
+        elif key in NOT_FILLED:
+            continue
         elif isinstance(value, dict) and isinstance(target[key], dict):
             _fill_missing(target[key], value)
 

@@ -651,13 +651,14 @@ def describe(config, setup: Setup, jit: bool) -> str:
     )
 
 
-def print_train(r: dict, steps: int, repeats: int) -> None:
+def print_train(r: dict, steps: int, repeats: int, jit: bool) -> None:
     print(
         f"  steps/s          {r['steps_per_s']:.1f}  (best of {repeats} rounds of {steps}; "
         f"median {r['steps_per_s_median']:.1f})"
     )
     print(f"  examples/s       {r['examples_per_s']:.0f}")
-    print(f"  first step       {r['first_step_s']:.1f} s (tracing, and compiling with XLA)")
+    what = "tracing and XLA compilation" if jit else "tracing"
+    print(f"  first step       {r['first_step_s']:.1f} s ({what})")
     print(
         f"  FLOP/step        {_fmt_flops(r['flop_per_step'])} "
         f"({_fmt_flops(r['flop_per_example'])}/example), counted on the traced step graph"
@@ -831,7 +832,7 @@ def main(argv):
     if "train" in _WHAT.value:
         print("train step (synthetic batch):")
         result = bench_train(setup, jit_compile=jit, **timing)
-        print_train(result, steps, repeats)
+        print_train(result, steps, repeats, jit)
         if reference is not None:
             if "steps_per_s" in reference:
                 print(

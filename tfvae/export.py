@@ -140,8 +140,8 @@ class ServingModule(tf.Module):
                 return model.decode(z)
             u = stateless_noise(seed, shape, stream=PIXEL_STREAM, uniform=True)  # [n, *S]
             # PixelCNNDecoder.sample draws u from a seed generator; the exported sampler needs
-            # per-row stateless uniforms, so it calls the decoder's sampling loop directly.
-            return model.decoder._sample_loop(z, u)
+            # per-row stateless uniforms, so it passes its own to sample_with_uniforms.
+            return model.decoder.sample_with_uniforms(z, u)
 
         def generate_with_temperature(seed, temperature):
             tf.debugging.assert_equal(

@@ -572,8 +572,8 @@ class PixelCNNDecoder(keras.Model):
     def sample(self, z, seed) -> tf.Tensor:
         """Draws x ~ p(x|z) one pixel at a time in raster order (H*W network passes).
 
-        x_i = 1[u_i < sigmoid(l_i(z, x_<i))] with u = keras.random.uniform([B, H, W, C],
-        seed=seed), so the same seed gives the same images.
+        u = keras.random.uniform([B, H, W, C], seed=seed), then ``sample_with_uniforms(z, u)``,
+        so the same seed gives the same images.
 
         Args:
           z: [B, latent_dim] latent codes.
@@ -584,10 +584,23 @@ class PixelCNNDecoder(keras.Model):
         """
         z = tf.convert_to_tensor(z, tf.float32)
         u = keras.random.uniform((tf.shape(z)[0], *self.image_shape), seed=seed)  # [B, H, W, C]
-        return self._sample_loop(z, u)
+        return self.sample_with_uniforms(z, u)
 
     @tf.function
-    def _sample_loop(self, z, u):
+    def sample_with_uniforms(self, z, u) -> tf.Tensor:
+        """Pixel-by-pixel sampling with given uniform noise: x_i = 1[u_i < sigmoid(l_i(z, x_<i))].
+
+        The sample is a deterministic function of (z, u): callers that need their own noise
+        (stateless per-row seeds in an export, one shared noise image across a traversal) pass
+        it here. One network pass per pixel (H*W passes), each over the whole batch.
+
+        Args:
+          z: [B, latent_dim] latent codes.
+          u: [B, H, W, C] uniforms in [0, 1).
+
+        Returns:
+          Binary images [B, H, W, C] of u's dtype.
+        """
         height, width, _ = self.image_shape
         z_maps = self._z_maps(z)  # z is fixed: project once
 
@@ -602,6 +615,10 @@ class PixelCNNDecoder(keras.Model):
             lambda t, x: t < height * width, body, (tf.constant(0), tf.zeros_like(u))
         )
         return x
+
+    def _sample_loop(self, z, u):
+        """Former private name of ``sample_with_uniforms``, kept for existing callers."""
+        return self.sample_with_uniforms(z, u)
 
     def get_config(self):
         config = super().get_config()

@@ -153,6 +153,19 @@ def test_ne_vae_rejects_bad_arguments():
         _model(reencoding="lp", c=math.inf)
 
 
+def test_kl_annealing_weights_only_the_kl_term_of_ne_vae():
+    # z_log_var = -60: z = x exactly, so recon, kl and reencode do not depend on the draw.
+    model = _model(
+        reencoding="se", shift=0.5, log_var=-60.0, kl_warmup_start=0.1, kl_warmup_steps=10
+    )
+    for step, w in ((0, 0.1), (5, 0.55), (10, 1.0), (40, 1.0)):
+        model.step.assign(step)
+        t = model.loss_terms([_x()], training=False)
+        np.testing.assert_allclose(
+            t["loss"], t["recon"] + w * t["kl"] + t["reencode"], rtol=1e-5, err_msg=f"step {step}"
+        )
+
+
 # ----------------------------------------------------------------------------------------------
 # Aggressive training
 # ----------------------------------------------------------------------------------------------
@@ -326,6 +339,9 @@ def test_collapse_config_setting_and_latent_argument(name):
     assert c.train.batch_size == 50 and c.train.collapse_metrics
     assert c.optimizers.main.learning_rate == 1e-3 and c.optimizers.main.global_clipnorm == 5.0
     assert c.train.aggressive == (name == "vae_aggressive")
+    if name != "beta_vae_collapse":  # beta < 1 stops the same line at beta (tested below)
+        # KL annealing: 0.1 -> 1 over the first 10 epochs (55,000 / 50 steps per epoch).
+        assert (c.hparams.kl_warmup_start, c.hparams.kl_warmup_steps) == (0.1, 10 * 1100)
     for latent in (8, 16, 64):
         assert load_config(_config_path(name) + f":latent={latent}").model.latent_dim == latent
     omniglot = load_config(_config_path(name) + ":omniglot,latent=8")
@@ -387,6 +403,83 @@ def test_analyze_on_a_constructed_encoder_counts_units_and_reencoding_exactly():
     for key in r:
         np.testing.assert_array_equal(again[key], r[key])
     assert {"collapse", "collapse_traversals"} <= set(evaluation.METRICS)
+
+
+def test_mutual_information_is_zero_for_an_encoder_that_ignores_x_and_log_b_when_deterministic():
+    x = np.random.default_rng(1).normal(size=(1000, D)).astype(np.float32)
+    ignores = _model(VAE, mask=(0.0,) * D, log_var=0.0)  # q(z|x) = N(0, I) for every x
+    mi = collapse.analyze(ignores, x, batch_size=50)["mutual_information"]
+    assert abs(mi) < 0.1
+    # sigma = e^-10: the codes of a batch are far apart in sigma units, q(z_i) is dominated by
+    # q(z_i | x_i) / B, so the estimate reaches its ceiling log B.
+    deterministic = _model(VAE, log_var=-20.0)
+    mi = collapse.analyze(deterministic, x, batch_size=50)["mutual_information"]
+    assert mi == pytest.approx(math.log(50), abs=0.05)
+
+
+class FirstDimImageDecoder(keras.Model):
+    """4x4 images of constant brightness sigmoid(z_0): only dimension 0 reaches the image."""
+
+    def call(self, z):
+        return tf.sigmoid(z[:, :1, None, None]) * tf.ones([1, 4, 4, 1])  # [B, 4, 4, 1]
+
+
+def _tiles(path, rows, cols):
+    """Pixel (0, 0) of every 4x4 tile of a ``tile_images`` PNG (1-pixel gaps): [rows, cols]."""
+    from PIL import Image
+
+    grid = np.asarray(Image.open(path), np.float64) / 255.0
+    assert grid.shape == (rows * 5 + 1, cols * 5 + 1)
+    return grid[1::5, 1::5][:rows, :cols]
+
+
+def test_traversal_figures_draw_both_ends_and_hold_the_active_units_at_zero(tmp_path, monkeypatch):
+    model = _model(VAE, decoder=FirstDimImageDecoder())
+    decoded = []
+    real_decode = collapse.decode_codes
+
+    def spy(model, z, **kw):
+        decoded.append(z)
+        return real_decode(model, z, **kw)
+
+    monkeypatch.setattr(collapse, "decode_codes", spy)
+    activity = [0.5, 0.0, 0.02, 0.001]  # dims 0 and 2 active
+    names = collapse.traversal_figures(model, str(tmp_path), num_directions=3, activity=activity)
+    assert list(names) == ["traversal_dims", "traversal_random", "traversal_random_inactive"]
+    dims, rand, inactive = decoded
+    columns = collapse.shown_steps(100, 4)
+    assert len(columns) == 26 and columns[0] == 0 and columns[-1] == 99
+    assert dims.shape == (D, 26, D) and rand.shape == inactive.shape == (3, 26, D)
+    for j in range(D):
+        np.testing.assert_allclose(dims[j, [0, -1], j], [-10.0, 10.0])
+        np.testing.assert_allclose(dims[j, 1, j], -10.0 + 4 * 20.0 / 99, rtol=1e-5)
+        assert np.all(np.delete(dims[j], j, axis=1) == 0)
+    np.testing.assert_allclose(np.linalg.norm(rand[:, -1], axis=1), 10.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(inactive[:, -1], axis=1), 10.0, rtol=1e-5)
+    assert np.all(inactive[..., [0, 2]] == 0) and np.all(inactive[:, 1:, [1, 3]] != 0)
+    # The PNGs: only the row of dimension 0 changes (dark to bright); with the active units
+    # held at 0 every image is sigmoid(0) = 0.5.
+    grid = _tiles(tmp_path / "traversal_dims.png", D, 26)
+    assert grid[0, 0] == 0.0 and grid[0, -1] == 1.0 and np.all(np.diff(grid[0]) >= 0)
+    np.testing.assert_allclose(grid[1:], 128 / 255)
+    np.testing.assert_allclose(_tiles(tmp_path / "traversal_random_inactive.png", 3, 26), 128 / 255)
+    # No held figure when every unit (or none) is active.
+    decoded.clear()
+    names = collapse.traversal_figures(model, str(tmp_path / "all"), activity=[1.0] * D)
+    assert list(names) == ["traversal_dims", "traversal_random"]
+
+
+def test_pixelcnn_public_sampler_follows_its_uniforms():
+    decoder = networks.build_decoder(
+        "pixelcnn", latent_dim=2, output_shape=(4, 3, 1), channels=8, kernel_sizes=(3, 3, 3)
+    )
+    z = tf.constant(np.random.default_rng(0).normal(size=(2, 2)), tf.float32)
+    shape = (2, 4, 3, 1)
+    # x_i = 1[u_i < p_i] and 0 < p_i < 1: u = 0 gives all ones, u = 1 all zeros.
+    np.testing.assert_array_equal(decoder.sample_with_uniforms(z, tf.zeros(shape)), np.ones(shape))
+    np.testing.assert_array_equal(decoder.sample_with_uniforms(z, tf.ones(shape)), np.zeros(shape))
+    u = keras.random.uniform(shape, seed=5)
+    np.testing.assert_array_equal(decoder.sample(z, seed=5), decoder.sample_with_uniforms(z, u))
 
 
 def test_traversal_codes_lines_and_distances():

@@ -22,14 +22,18 @@ and aggressive training use it; TensorBoard tags ``val/mutual_information``,
 Figures: ``plot_activity`` (bars of A_j, log scale, the 0.01 threshold); traversals
 ``single_dimension_codes`` (one dimension from -10 to 10 in 100 steps, the rest 0) and
 ``random_direction_codes`` (origin to a random point at distance 10, optionally with some
-dimensions held at 0). Lines are drawn in the generation space z0 and mapped to z by the prior
-(g^-1; the identity for N(0, I)), so for dp models a straight line in z0 is a curve in z.
+dimensions held at 0: the NE-VAE paper holds the active ones at 0 to show what the collapsed
+ones carry). Lines are drawn in the generation space z0 and mapped to z by the prior (g^-1; the
+identity for N(0, I)), so for dp models a straight line in z0 is a curve in z.
 ``decode_codes`` renders them; for a PixelCNN every image of one call shares the same uniform
-noise, so the differences along a row come from z alone.
+noise, so the differences along a row come from z alone. ``traversal_figures`` writes the three
+grids, drawing every 4th of the 100 points and the last (a PixelCNN sample costs H*W network
+passes: on a CPU, a full-size model takes hours for all grids, a GPU minutes).
 
 The evaluation CLI gets the metric ``collapse`` (default) and ``collapse_traversals`` (opt-in)
 from here: ``python -m tfvae.evaluate --workdir=... --metrics=collapse,collapse_traversals``.
-Standalone: ``python -m tfvae.collapse --workdir=runs/nevae_se [--traversals]``.
+Standalone: ``python -m tfvae.collapse --workdir=runs/nevae_se [--traversals]
+[--traversal_every=4] [--iw_samples=100]`` writes ``<workdir>/collapse/{metrics.json,*.png}``.
 """
 
 import json
@@ -266,16 +270,23 @@ def decode_codes(model, z: np.ndarray, *, seed: int = 0, chunk_size: int = 200) 
         if autoregressive:
             u = tf.random.stateless_uniform((1, *shape), seed=[seed, 0])  # [1, H, W, C]
             u = tf.tile(u, [zb.shape[0], 1, 1, 1])
-            out.append(model.decoder._sample_loop(zb, u).numpy())  # x_i = 1[u_i < p_i]
+            out.append(model.decoder.sample_with_uniforms(zb, u).numpy())  # x_i = 1[u_i < p_i]
         else:
             out.append(model.decode(zb).numpy())
     images = np.concatenate(out)
     return images.reshape(*lead, *images.shape[1:])
 
 
-def save_traversal_grid(images: np.ndarray, path: str, *, every: int = 1, scale: int = 1):
-    """Writes ``[rows, steps, H, W, C]`` traversal images as one PNG (every ``every``-th step)."""
-    images = images[:, ::every]
+def shown_steps(steps: int, every: int) -> np.ndarray:
+    """Indices of the traversal points drawn: every ``every``-th one and always the last, so a
+    grid shows both ends of the line (for 100 steps and every 4: 0, 4, ..., 96, 99)."""
+    if steps < 1 or every < 1:
+        raise ValueError(f"steps ({steps}) and every ({every}) must be >= 1.")
+    return np.unique(np.append(np.arange(0, steps, every), steps - 1))
+
+
+def save_traversal_grid(images: np.ndarray, path: str, *, scale: int = 1):
+    """Writes ``[rows, columns, H, W, C]`` traversal images as one PNG, one line per row."""
     rows, cols = images.shape[:2]
     evaluation.save_image_grid(images.reshape(rows * cols, *images.shape[2:]), cols, path, scale)
 
@@ -311,35 +322,73 @@ def collapse_metric(ctx) -> "evaluation.MetricResult":
     )
 
 
-def traversal_figures(model, directory: str, *, seed: int = 0, num_directions: int = 8) -> dict:
-    """The NE-VAE traversal figures of ``model`` written into ``directory``.
+def traversal_figures(
+    model,
+    directory: str,
+    *,
+    seed: int = 0,
+    num_directions: int = 8,
+    steps: int = 100,
+    every: int = 4,
+    activity=None,
+    threshold: float = ACTIVE_THRESHOLD,
+) -> dict:
+    """The NE-VAE traversal figures of ``model`` written into ``directory`` (section 5.3).
 
-    ``traversal_dims.png``: one row per latent dimension, -10 to 10 in 100 steps (every 4th
-    shown). ``traversal_random.png``: ``num_directions`` rows, origin to distance 10. Lines in
-    z0, mapped to z by the prior. Returns name -> file name.
+    ``traversal_dims.png``: row j moves dimension j from -10 to 10 in ``steps`` points, the
+    others 0. ``traversal_random.png``: ``num_directions`` rows from the origin to random points
+    at distance 10. With ``activity`` ([d], from ``analyze``) and some but not all units active,
+    also ``traversal_random_inactive.png``: the same with the active dimensions held at 0 (the
+    paper's test of whether the collapsed dimensions carry anything). Lines are drawn in z0 and
+    mapped to z by the prior. Only the drawn points (``shown_steps(steps, every)``) are decoded:
+    a PixelCNN samples each image pixel by pixel, which dominates the cost. For a PixelCNN all
+    images share one noise image, so a collapsed dimension gives a row of identical images.
+
+    Returns:
+      figure name -> file name in ``directory``.
     """
     os.makedirs(directory, exist_ok=True)
     d = int(model.latent_dim)
+    columns = shown_steps(steps, every)
     figures = {
-        "traversal_dims": single_dimension_codes(d),
-        "traversal_random": random_direction_codes(d, num_directions, seed=seed),
+        "traversal_dims": single_dimension_codes(d, steps=steps),
+        "traversal_random": random_direction_codes(d, num_directions, steps=steps, seed=seed),
     }
+    if activity is not None:
+        active = np.flatnonzero(np.asarray(activity) > threshold)
+        if 0 < len(active) < d:
+            figures["traversal_random_inactive"] = random_direction_codes(
+                d, num_directions, steps=steps, zero_dims=active, seed=seed
+            )
     out = {}
     for name, z0 in figures.items():
+        z0 = z0[:, columns]  # [rows, columns, d]
         images = decode_codes(model, to_representation(model, z0), seed=seed)
-        save_traversal_grid(images, os.path.join(directory, f"{name}.png"), every=4)
+        save_traversal_grid(images, os.path.join(directory, f"{name}.png"))
         out[name] = f"{name}.png"
     return out
 
 
 def collapse_traversals_metric(ctx) -> "evaluation.MetricResult":
-    """Single-dimension (-10..10, 100 steps) and random-direction (distance 10) traversals."""
+    """Single-dimension (-10..10, 100 steps) and random-direction (distance 10) traversals,
+    and random directions with the active units held at 0 (activity of the split's codes)."""
     ctx.require_images("Traversals")
+    x = ctx.eval_inputs(len(ctx.split_array()), binarize=True)
+    activity = metrics.activity(ctx.encode_mean(x))  # [d]
     path, rel = ctx.figure_path("traversal_dims")
-    names = traversal_figures(ctx.model, os.path.dirname(path), seed=ctx.options.seed)
+    names = traversal_figures(
+        ctx.model, os.path.dirname(path), seed=ctx.options.seed, activity=activity
+    )
     folder = os.path.dirname(rel)
     return evaluation.MetricResult(
-        details={"space": "z0 mapped to z", "range": [-10.0, 10.0], "steps": 100},
+        details={
+            "space": "z0 mapped to z",
+            "range": [-10.0, 10.0],
+            "steps": 100,
+            "distance": 10.0,
+            "shown_steps": shown_steps(100, 4).tolist(),
+            "held_at_zero": np.flatnonzero(activity > ACTIVE_THRESHOLD).tolist(),
+        },
         figures={name: os.path.join(folder, file) for name, file in names.items()},
     )
 
@@ -381,7 +430,14 @@ def _main(argv):
     )
     plot_activity(result["activity"], os.path.join(out_dir, "activity.png"))
     if f.traversals:
-        traversal_figures(exp.model, out_dir, seed=f.seed)
+        traversal_figures(
+            exp.model,
+            out_dir,
+            seed=f.seed,
+            num_directions=f.num_directions,
+            every=f.traversal_every,
+            activity=result["activity"],
+        )
     payload = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in result.items()}
     payload.update(step=exp.step, split=f.split)
     with open(os.path.join(out_dir, "metrics.json"), "w") as fh:
@@ -389,6 +445,7 @@ def _main(argv):
     for key in (*SCALARS, "iw_nll"):
         if key in result:
             print(f"{key:<20} {result[key]:.4f}")
+    print("activity A_j         " + " ".join(f"{a:.3g}" for a in result["activity"]))
 
 
 if __name__ == "__main__":
@@ -400,5 +457,7 @@ if __name__ == "__main__":
     flags.DEFINE_integer("iw_samples", 0, "K for the importance-sampled NLL (0: skip).")
     flags.DEFINE_integer("seed", 0, "Seed of every draw.")
     flags.DEFINE_bool("traversals", False, "Also write the traversal figures.")
+    flags.DEFINE_integer("traversal_every", 4, "Draw (and decode) every n-th of the 100 points.")
+    flags.DEFINE_integer("num_directions", 8, "Rows of the random-direction traversals.")
     flags.DEFINE_string("out", None, "Output folder (default: <workdir>/collapse).")
     app.run(_main)

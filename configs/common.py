@@ -81,7 +81,7 @@ def base_config() -> ml_collections.ConfigDict:
             "keep_checkpoints": 3,
             "jit_compile": False,
             "deterministic": False,
-            "mixed_precision": None,  # or "mixed_bfloat16" / "mixed_float16" on accelerators
+            "mixed_precision": "float32",  # or "mixed_bfloat16" / "mixed_float16" on accelerators
             # He et al. 2019 aggressive encoder training (tfvae.aggressive).
             "aggressive": False,
             # Validation MI, active units and re-encoding error (tfvae.collapse) at each eval.

@@ -18,15 +18,17 @@ OPTIMIZERS = {
 }
 
 
-MIXED_PRECISION = (None, "mixed_bfloat16", "mixed_float16")
+# "float32" is full precision; None (configs written before the switch had a name) means the same.
+MIXED_PRECISION = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @contextlib.contextmanager
 def _dtype_policy(name: str | None):
+    name = name or "float32"
     if name not in MIXED_PRECISION:
         raise ValueError(f"Unknown train.mixed_precision {name!r}; valid: {list(MIXED_PRECISION)}.")
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name or "float32")
+    keras.config.set_dtype_policy(name)
     try:
         yield
     finally:

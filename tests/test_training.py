@@ -120,6 +120,18 @@ def test_every_config_runs_under_smoke(path, tmp_path):
     assert os.path.exists(tmp_path / "checkpoints" / "checkpoint")
 
 
+@pytest.mark.parametrize(
+    "path", [p for p in CONFIG_FILES if ":two_moons" in open(p).read()], ids=os.path.basename
+)
+def test_two_moons_preset_weights_the_likelihood_by_the_data_noise(path):
+    # w = 1 collapses every model on two moons; w = 1 / (2 noise^2) = 200 is the Gaussian whose
+    # standard deviation is the data's noise (tools/two_moons.py relies on this default).
+    config = load_config(path + ":two_moons")
+    assert config.model.likelihood.name == "gaussian"
+    assert config.data.noise == 0.05
+    assert config.model.likelihood.options.weight == pytest.approx(200.0)
+
+
 def test_unknown_dataset_fails_with_valid_names(tmp_path):
     config = _moons("vae.py")
     with config.unlocked():

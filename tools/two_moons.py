@@ -46,11 +46,6 @@ PAIRS = (
     ("info_vae", "info_dpvae"),
 )
 FIGURE1_PAIR = ("beta_vae_h", "beta_dpvae_h")
-# The :two_moons preset keeps the base likelihood weight w = 1, a Gaussian of standard deviation
-# sqrt(1 / 2w) = 0.71 on data of noise 0.05 spanning about 3 units: reconstructions are worth
-# less than the KL term and every model collapses to the data mean. w = 200 is the Gaussian of
-# standard deviation 0.05, the data's own noise.
-MSE_WEIGHT = 200.0
 PANELS = ("samples", "aggregate posterior + LP", "LP samples decoded", "z0 space")
 FLAGS = flags.FLAGS
 
@@ -68,23 +63,31 @@ def define_flags() -> None:
     flags.DEFINE_bool("smoke", False, "Add ':smoke' to every config (a quick check).")
     flags.DEFINE_float(
         "mse_weight",
-        MSE_WEIGHT,
-        "Weight w of the Gaussian likelihood w * sum (x - x_hat)^2 (config: 1.0).",
+        None,
+        "Weight w of the Gaussian likelihood w * sum (x - x_hat)^2; default: the :two_moons "
+        "preset's w = 200, a standard deviation of 0.05, the data's noise (configs/common.py).",
     )
 
 
 def train(
-    name: str, *, steps: int, seed: int, out: str, mse_weight: float, smoke: bool = False
+    name: str,
+    *,
+    steps: int,
+    seed: int,
+    out: str,
+    mse_weight: float | None = None,
+    smoke: bool = False,
 ) -> str:
-    """Trains ``configs/<name>.py:two_moons`` with likelihood weight ``mse_weight`` into
-    ``<out>/<name>`` (resuming); returns the workdir."""
+    """Trains ``configs/<name>.py:two_moons`` into ``<out>/<name>`` (resuming); returns the
+    workdir. ``mse_weight`` overrides the preset's likelihood weight when given."""
     workdir = os.path.join(out, name)
     config = load_config(f"configs/{name}.py:two_moons{',smoke' if smoke else ''}")
     config.train.num_steps = steps
     config.seed = seed
     if config.model.likelihood.name != "gaussian":
         raise ValueError(f"{name}: expected a Gaussian likelihood on two moons.")
-    config.model.likelihood.options.weight = mse_weight
+    if mse_weight is not None:
+        config.model.likelihood.options.weight = mse_weight
     if checkpoint_step(workdir) < steps:
         print(f"{name}: training to step {steps}.", flush=True)
         trainer.train_and_evaluate(config, workdir)
@@ -192,7 +195,7 @@ def make_figures(
     out: str,
     num_points: int,
     lp_fraction: float,
-    mse_weight: float = MSE_WEIGHT,
+    mse_weight: float | None = None,
     smoke: bool = False,
 ) -> dict[str, str]:
     """Trains every named config and writes every figure; returns figure name -> path."""

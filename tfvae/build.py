@@ -4,7 +4,7 @@ import contextlib
 
 import keras
 
-from tfvae import networks
+from tfvae import networks, optimizers
 from tfvae.likelihoods import build_likelihood
 from tfvae.models import AdversarialAutoencoder, Autoencoder
 from tfvae.objectives import OBJECTIVES
@@ -12,7 +12,7 @@ from tfvae.priors import build_prior
 from tfvae.registry import lookup
 
 OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
+    "adam": optimizers.Adam,  # keras.optimizers.Adam with a fused update
     "rmsprop": keras.optimizers.RMSprop,
     "sgd": keras.optimizers.SGD,
 }

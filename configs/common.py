@@ -17,6 +17,7 @@ Adam's epsilon, so the authors' learning rates and loss weights carry over uncha
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 DATASETS = (
     "fashion_mnist",
@@ -79,7 +80,9 @@ def base_config() -> ml_collections.ConfigDict:
             "num_images": 64,
             "checkpoint_every": 2000,
             "keep_checkpoints": 3,
-            "jit_compile": False,
+            # XLA: True, False or "auto" (on GPU/TPU, off on CPU, where tools.benchmark
+            # measured it slower for the papers' conv models; docs/benchmarks.md).
+            "jit_compile": config_dict.FieldReference("auto", field_type=object),
             "deterministic": False,
             "mixed_precision": "float32",  # or "mixed_bfloat16" / "mixed_float16" on accelerators
             # He et al. 2019 aggressive encoder training (tfvae.aggressive).

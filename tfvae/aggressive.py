@@ -36,7 +36,7 @@ import math
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae.build import OPTIMIZERS
+from tfvae.build import OPTIMIZERS, resolve_jit_compile
 from tfvae.models import Autoencoder
 from tfvae.registry import lookup
 
@@ -146,7 +146,7 @@ class AggressiveTraining:
             seed=config.seed,
             binarize=config.data.binarize,
             dequantize=config.data.dequantize,
-            jit_compile=config.train.jit_compile,
+            jit_compile=resolve_jit_compile(config.train.jit_compile),
         )
 
     # ------------------------------------------------------------------------------------------

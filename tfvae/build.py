@@ -3,6 +3,7 @@
 import contextlib
 
 import keras
+import tensorflow as tf
 
 from tfvae import networks, optimizers
 from tfvae.likelihoods import build_likelihood
@@ -33,6 +34,28 @@ def _dtype_policy(name: str | None):
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def resolve_jit_compile(value) -> bool:
+    """``config.train.jit_compile`` as a bool for ``tf.function``.
+
+    True or False as given (also the strings "true"/"false" of a command-line override);
+    "auto" (the default): XLA when TensorFlow sees a GPU or TPU, where fusing the many small
+    element-wise ops of these models pays, and not on CPU-only machines, where
+    ``tools.benchmark --matrix`` measured XLA slower than TF's oneDNN kernels for every conv
+    config of the papers (docs/benchmarks.md). Keras' own ``jit_compile="auto"`` decides alike.
+    """
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    if text == "auto":
+        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    raise ValueError(
+        f"train.jit_compile must be True, False or 'auto'; got {value!r}. E.g. "
+        "--config.train.jit_compile=auto (XLA on GPU/TPU only)."
+    )
 
 
 def _options(cfg) -> dict:

@@ -25,7 +25,7 @@ from absl import logging
 from tfvae import aggressive as aggressive_lib
 from tfvae import collapse, distribute
 from tfvae import data as data_lib
-from tfvae.build import build_model, build_optimizers
+from tfvae.build import build_model, build_optimizers, resolve_jit_compile
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -93,7 +93,9 @@ class Experiment:
         if restore and latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             self.restored_from = latest
-        self.train_fn = self._replicated(self.model.train_step, config.train.jit_compile)
+        self.train_fn = self._replicated(
+            self.model.train_step, resolve_jit_compile(config.train.jit_compile)
+        )
         self.test_fn = self._replicated(self.model.test_step, False)
 
     @property

@@ -7,7 +7,8 @@
     python -m tools.benchmark --config=configs/dpvae.py --reference     # + PyTorch, same run
     python -m tools.benchmark --config=configs/dpvae.py --what=breakdown  # where time goes
     python -m tools.benchmark --config=configs/dpvae.py --what=data       # real input pipeline
-    python -m tools.benchmark --matrix --out=/tmp/table.md   # every objective x prior x XLA
+    python -m tools.benchmark --matrix --reference --out=/tmp/table.md  # objective x prior x
+                                                  # fp32 / fp32 XLA / bf16, vs PyTorch
 
 The model and its optimizers are built from the config exactly as ``tfvae.train`` builds them
 (``tfvae.build.build_model`` / ``build_optimizers``, ``compile``, ``build_all``), and the step is
@@ -54,7 +55,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from tfvae import data as data_lib
-from tfvae.build import build_model, build_optimizers
+from tfvae.build import build_model, build_optimizers, resolve_jit_compile
 
 # Per-example shapes of the data sets whose shape does not depend on the config.
 _IMAGE_SHAPES = {
@@ -82,6 +83,14 @@ MATRIX = (
     ("beta_tcvae", "beta_tcvae", "beta_tc_dpvae"),
     ("factor_vae", "factor_vae", "factor_dpvae"),
     ("info_vae", "info_vae", "info_dpvae"),
+)
+
+# Configs of the other papers, each with its own prior (--matrix --extra).
+EXTRA = (
+    ("wae_mmd", "standard normal", "wae_mmd"),
+    ("aae", "standard normal", "aae"),
+    ("mask_aae", "standard normal", "mask_aae"),
+    ("ne_vae (PixelCNN, Omniglot)", "standard normal", "nevae_se"),
 )
 
 # What the numbers are compared with (issue 7, measured on this 2-core machine, batch 100).
@@ -155,7 +164,9 @@ class Setup:
 
     def train_fn(self, jit_compile: bool | None = None) -> Callable:
         """The trainer's step function (``tfvae.trainer.train_and_evaluate``)."""
-        jit = self.config.train.jit_compile if jit_compile is None else jit_compile
+        jit = resolve_jit_compile(
+            self.config.train.jit_compile if jit_compile is None else jit_compile
+        )
         return tf.function(self.model.train_step, jit_compile=bool(jit))
 
 
@@ -688,60 +699,107 @@ def print_memory(mem: dict) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# The matrix: every objective x prior x XLA, each in a fresh process
+# The matrix: every objective x prior x setting, each in a fresh process
 # ----------------------------------------------------------------------------------------------
-def run_matrix(*, batch_size: int, steps: int, repeats: int, warmup: int) -> list[dict]:
-    rows = []
-    for objective, plain, dp in MATRIX:
-        for prior, name in (("standard_normal", plain), ("decoupled", dp)):
-            for jit in (False, True):
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "tools.benchmark",
-                    f"--config=configs/{name}.py",
-                    f"--batch_size={batch_size}",
-                    f"--steps={steps}",
-                    f"--repeats={repeats}",
-                    f"--warmup={warmup}",
-                    f"--jit_compile={str(jit).lower()}",
-                    "--json",
-                ]
-                done = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root())
-                row = {"objective": objective, "prior": prior, "config": name, "jit": jit}
-                if done.returncode != 0:
-                    row["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1]
-                else:
-                    row.update(json.loads(done.stdout.strip().splitlines()[-1]))
-                print(json.dumps({k: row.get(k) for k in ("config", "jit", "steps_per_s")}))
-                rows.append(row)
-    return rows
+# (column, train.mixed_precision, jit_compile): full precision without and with XLA, and
+# bfloat16 compute (float32 variables and losses), which oneDNN runs on AVX512-BF16/AMX CPUs.
+SETTINGS = (
+    ("fp32", "float32", False),
+    ("fp32 XLA", "float32", True),
+    ("bf16", "mixed_bfloat16", False),
+)
 
 
-def matrix_table(rows: list[dict]) -> str:
-    """Markdown: one row per objective x prior, steps/s without and with XLA."""
-    by_key = {(r["config"], r["jit"]): r for r in rows}
-    lines = [
-        "| objective | prior | config | steps/s | steps/s XLA | vs authors (17/s) | "
-        "MFLOP/example | peak RSS MB (XLA) |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+def run_matrix(
+    *, batch_size: int, steps: int, repeats: int, warmup: int, reference: bool, extra: bool
+) -> tuple[list[dict], dict]:
+    """Times every config of ``MATRIX`` (and ``EXTRA``) under every ``SETTINGS`` entry.
+
+    With ``reference``, ``tools.reference_torch`` is timed first for both priors, so that the
+    ratios compare numbers from the same minutes of the machine. Returns (rows, references).
+    """
+    timing = dict(batch_size=batch_size, steps=steps, repeats=repeats, warmup=warmup)
+    references = {}
+    if reference:
+        for prior in ("standard_normal", "decoupled"):
+            references[prior] = run_reference(prior=prior, **timing)
+            print(json.dumps({"reference": prior, **references[prior]}))
+    configs = [
+        (o, p, n)
+        for o, plain, dp in MATRIX
+        for p, n in (("standard normal", plain), ("decoupled", dp))
     ]
-    for objective, plain, dp in MATRIX:
-        for prior, name in (("standard normal", plain), ("decoupled", dp)):
-            off, on = by_key.get((name, False), {}), by_key.get((name, True), {})
+    if extra:
+        configs += list(EXTRA)
+    rows = []
+    for objective, prior, name in configs:
+        for column, precision, jit in SETTINGS:
+            cmd = [
+                sys.executable,
+                "-m",
+                "tools.benchmark",
+                f"--config=configs/{name}.py",
+                f"--batch_size={batch_size}",
+                f"--steps={steps}",
+                f"--repeats={repeats}",
+                f"--warmup={warmup}",
+                f"--jit_compile={str(jit).lower()}",
+                f"--config.train.mixed_precision={precision}",
+                "--json",
+            ]
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root())
+            row = {"objective": objective, "prior": prior, "config": name, "setting": column}
+            if done.returncode != 0:
+                row["error"] = (done.stderr.strip().splitlines() or ["failed"])[-1]
+            else:
+                row.update(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(json.dumps({k: row.get(k) for k in ("config", "setting", "steps_per_s")}))
+            rows.append(row)
+    return rows, references
 
-            def rate(r):
-                return f"{r['steps_per_s']:.1f}" if "steps_per_s" in r else "error"
 
-            best = max(off.get("steps_per_s", 0.0), on.get("steps_per_s", 0.0))
-            flop = off.get("flop_per_example") or on.get("flop_per_example") or float("nan")
-            mem = "/".join(
-                f"{r['peak_rss_mb']:.0f}" if "peak_rss_mb" in r else "-" for r in (off, on)
-            )
-            lines.append(
-                f"| {objective} | {prior} | {name} | {rate(off)} | {rate(on)} | "
-                f"{best / AUTHORS_STEPS_PER_S:.2f}x | {flop / 1e6:.1f} | {mem} |"
-            )
+def matrix_table(rows: list[dict], references: dict | None = None) -> str:
+    """Markdown: one row per config, steps/s for every ``SETTINGS`` column, and the ratio of
+    the fastest fp32 and the bf16 rate to the PyTorch reference of the same prior (timed in the
+    same run) or, without one, to the authors' code as measured in issue 7."""
+    references = references or {}
+    by_key = {(r["config"], r["setting"]): r for r in rows}
+    configs = list(dict.fromkeys((r["objective"], r["prior"], r["config"]) for r in rows))
+    columns = [c for c, _, _ in SETTINGS]
+    lines = [
+        "| objective | prior | config | "
+        + " | ".join(f"steps/s {c}" for c in columns)
+        + " | PyTorch steps/s | fp32 speedup | bf16 speedup | MFLOP/example | "
+        + "peak RSS MB ("
+        + "/".join(columns)
+        + ") |",
+        "|---|---|---|" + "---:|" * (len(columns) + 5),
+    ]
+
+    def rate(r):
+        return r.get("steps_per_s")
+
+    for objective, prior, name in configs:
+        cells = [by_key.get((name, c), {}) for c in columns]
+        ref = references.get("decoupled" if prior == "decoupled" else "standard_normal", {})
+        base, base_note = ref.get("steps_per_s"), ""
+        if base is None:
+            base, base_note = AUTHORS_STEPS_PER_S, " (issue 7)"
+        fp32 = max((rate(r) or 0.0) for r, c in zip(cells, columns, strict=True) if "fp32" in c)
+        bf16 = rate(by_key.get((name, "bf16"), {})) or 0.0
+        flop = next((r["flop_per_example"] for r in cells if r.get("flop_per_example")), None)
+        mem = "/".join(f"{r['peak_rss_mb']:.0f}" if "peak_rss_mb" in r else "-" for r in cells)
+
+        def ratio(x, base=base):
+            return f"{x / base:.2f}x" if x else "-"
+
+        lines.append(
+            f"| {objective} | {prior} | {name} | "
+            + " | ".join(f"{rate(r):.1f}" if rate(r) else "error" for r in cells)
+            + f" | {base:.1f}{base_note} | {ratio(fp32)} | {ratio(bf16)} | "
+            + (f"{flop / 1e6:.1f}" if flop else "-")
+            + f" | {mem} |"
+        )
     return "\n".join(lines)
 
 
@@ -753,7 +811,9 @@ _BATCH = flags.DEFINE_integer("batch_size", None, "Examples per minibatch (defau
 _STEPS = flags.DEFINE_integer("steps", 100, "Timed calls per round.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed rounds; the best one is reported.")
 _WARMUP = flags.DEFINE_integer("warmup", 20, "Untimed calls first (the first traces/compiles).")
-_JIT = flags.DEFINE_boolean("jit_compile", None, "XLA on/off (default: config.train.jit_compile).")
+_JIT = flags.DEFINE_boolean(
+    "jit_compile", None, "XLA on/off (default: config.train.jit_compile, 'auto': off on CPU)."
+)
 _WHAT = flags.DEFINE_list(
     "what", ["train"], "Any of train, breakdown, data, fid, nll, generate (comma-separated)."
 )
@@ -770,7 +830,10 @@ _INTRA = flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: TF
 _INTER = flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: TF's default).")
 _JSON = flags.DEFINE_boolean("json", False, "Print one JSON line of the train results only.")
 _MATRIX = flags.DEFINE_boolean(
-    "matrix", False, "Time every Table-1 objective x prior, without and with XLA."
+    "matrix", False, "Time every Table-1 objective x prior in fp32, fp32 with XLA and bf16."
+)
+_EXTRA = flags.DEFINE_boolean(
+    "extra", False, "With --matrix: also the WAE, AAE, MaskAAE and NE-VAE configs."
 )
 _OUT = flags.DEFINE_string("out", None, "With --matrix: write the Markdown table here.")
 
@@ -783,16 +846,21 @@ def main(argv):
     sys.path.insert(0, ".")  # config files import ``configs.common``
     steps, repeats, warmup = _STEPS.value, _REPEATS.value, _WARMUP.value
     if _MATRIX.value:
-        rows = run_matrix(
-            batch_size=_BATCH.value or 100, steps=steps, repeats=repeats, warmup=warmup
+        rows, references = run_matrix(
+            batch_size=_BATCH.value or 100,
+            steps=steps,
+            repeats=repeats,
+            warmup=warmup,
+            reference=_REFERENCE.value,
+            extra=_EXTRA.value,
         )
-        table = matrix_table(rows)
+        table = matrix_table(rows, references)
         print(table)
         if _OUT.value:
             with open(_OUT.value, "w") as f:
                 f.write(table + "\n")
             with open(_OUT.value + ".json", "w") as f:
-                json.dump(rows, f, indent=1)
+                json.dump({"rows": rows, "references": references}, f, indent=1)
         return
     if _CONFIG.value is None:
         raise app.UsageError("--config is required (or --matrix).")
@@ -804,7 +872,7 @@ def main(argv):
     if _INTER.value:
         tf.config.threading.set_inter_op_parallelism_threads(_INTER.value)
     config = _CONFIG.value
-    jit = bool(config.train.jit_compile if _JIT.value is None else _JIT.value)
+    jit = resolve_jit_compile(config.train.jit_compile if _JIT.value is None else _JIT.value)
     load_before = load_average()
     setup = build_setup(config, _BATCH.value)
     timing = dict(steps=steps, repeats=repeats, warmup=warmup)

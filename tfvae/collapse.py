@@ -387,7 +387,7 @@ def collapse_traversals_metric(ctx) -> "evaluation.MetricResult":
             "steps": 100,
             "distance": 10.0,
             "shown_steps": shown_steps(100, 4).tolist(),
-            "held_at_zero": np.flatnonzero(activity > ACTIVE_THRESHOLD).tolist(),
+            "active_dims": np.flatnonzero(activity > ACTIVE_THRESHOLD).tolist(),
         },
         figures={name: os.path.join(folder, file) for name, file in names.items()},
     )

@@ -2,8 +2,10 @@
 tools.reproduce). The metric math is tested in test_metrics.py.
 
 One module fixture runs ``tools.reproduce`` on two smoke configs (VAE with the standard-normal
-prior, dpVAE with the decoupled prior): it trains both for 4 steps and evaluates them with small
-sample counts and a 30-step FID classifier in a temporary cache. The tests read what it wrote.
+prior, dpVAE with the decoupled prior) and evaluates them with small sample counts and a 30-step
+FID classifier in a temporary cache. It trains the VAE for 4 steps; the dpVAE workdir is a copy
+of the identical run ``tests.smoke`` shares with test_export, which reproduce resumes at step 4
+without retraining. The tests read what it wrote.
 """
 
 import dataclasses
@@ -19,6 +21,7 @@ import tensorflow as tf
 from absl import flags
 from PIL import Image
 
+from tests.smoke import smoke_root, smoke_workdir
 from tfvae import evaluate, evaluation, trainer
 from tools import reproduce
 
@@ -59,15 +62,23 @@ def _options(cache: str, **kwargs) -> evaluation.EvalOptions:
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluation")
     cache, out = str(root / "cache"), str(root / "table")
-    trained = []
+    # The same config, steps and seed as reproduce's smoke run of configs/dpvae.py.
+    shutil.copytree(smoke_workdir(smoke_root(tmp_path_factory), "dpvae"), f"{out}/dpvae")
+    trained, runs = [], []
     original = evaluation.train_feature_classifier
+    original_train = trainer.train_and_evaluate
 
     def counting(*args, **kwargs):
         trained.append(1)
         return original(*args, **kwargs)
 
+    def train(config, workdir):
+        runs.append(os.path.basename(workdir))
+        return original_train(config, workdir)
+
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(evaluation, "train_feature_classifier", counting)
+        mp.setattr(trainer, "train_and_evaluate", train)
         table = reproduce.reproduce(
             CONFIGS,
             dataset="fashion_mnist",
@@ -78,7 +89,13 @@ def run(tmp_path_factory):
             options=_options(cache, metrics=BUILTIN),
             smoke=True,
         )
-    return {"out": out, "cache": cache, "table": table, "classifier_trainings": len(trained)}
+    return {
+        "out": out,
+        "cache": cache,
+        "table": table,
+        "classifier_trainings": len(trained),
+        "trained": runs,
+    }
 
 
 def _report(run, name: str) -> dict:
@@ -92,6 +109,8 @@ def test_evaluation_writes_every_metric_and_figure(run, name, space):
     workdir = os.path.join(run["out"], name)
     # Metrics registered by other modules may add scalars or skip; the built-in ones all ran.
     assert report["step"] == 4 and not set(report["skipped"]) & set(BUILTIN)
+    # reproduce trained the VAE and resumed the copied dpVAE workdir at its last step.
+    assert run["trained"] == ["vae"]
     assert SCALARS <= set(report["metrics"])
     assert all(math.isfinite(report["metrics"][k]) for k in SCALARS)
     m = report["metrics"]

@@ -20,46 +20,29 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.smoke import SMOKE_CONFIGS, smoke_root, smoke_workdir
 from tfvae import data as data_lib
-from tfvae import export, trainer
+from tfvae import export
 from tfvae.build import build_model
 from tfvae.config_loader import load_config
 from tfvae.workdir import load_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMOKE_CONFIGS = {"dpvae": "configs/dpvae.py:smoke", "vae": "configs/vae.py:smoke"}
 PYTHON = sys.executable
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
 CLI_SEEDS = np.array([3, 4], np.int64)
 
 
-def smoke_root(tmp_path_factory):
-    """Where the smoke models live for this test run.
-
-    Under pytest-xdist each worker has its own basetemp inside the run's folder: the models go
-    to that shared folder instead, so the workers train them once between them.
-    """
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    return base / "tfvae_smoke"
-
-
 def export_smoke_models(root) -> tuple[str, dict]:
-    """Smoke-trains and exports every model of SMOKE_CONFIGS under ``root``, once per test run:
-    a later call (another test file or xdist worker) waits for the first and reuses its files.
+    """Exports every smoke model (``tests.smoke``) under ``root``, once per test run: a later
+    call (another test file or xdist worker) waits for the first and reuses its files.
     Returns (models folder, name -> Experiment for the models exported by this call)."""
-    os.makedirs(root, exist_ok=True)
     models = os.path.join(str(root), "models")
     experiments = {}
-    with open(os.path.join(str(root), ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for name, spec in SMOKE_CONFIGS.items():
-            workdir = os.path.join(str(root), name)
-            if not os.path.exists(os.path.join(workdir, "train_metrics.json")):
-                path, _, arg = spec.partition(":")
-                config = load_config(os.path.join(REPO, path) + ":" + arg)
-                trainer.train_and_evaluate(config, workdir)
+    for name in SMOKE_CONFIGS:
+        workdir = smoke_workdir(root, name)
+        with open(os.path.join(str(root), ".lock-export"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             if not export.versions(os.path.join(models, name)):
                 experiments[name] = load_experiment(workdir)
                 export.export_experiment(experiments[name], models, name)

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_export import export_smoke_models, smoke_root
+from tests.smoke import smoke_root
+from tests.test_export import export_smoke_models
 from tools import client as client_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,0 +1,42 @@
+"""Smoke-trained models shared by the test files that need the same ones.
+
+``configs/vae.py:smoke`` and ``configs/dpvae.py:smoke`` are trained once per test run, under
+pytest-xdist too: the workdirs live in the run's shared temporary folder and a lock per model
+makes a second caller (another test file or xdist worker) wait for the first and reuse its
+files. Tests that change a workdir copy it first.
+"""
+
+import fcntl
+import os
+
+from tfvae import trainer
+from tfvae.config_loader import load_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The cheaper VAE first: when test_export trains these while test_evaluation (another xdist
+# worker) needs the dpVAE, the two train side by side instead of one waiting for both.
+SMOKE_CONFIGS = {"vae": "configs/vae.py:smoke", "dpvae": "configs/dpvae.py:smoke"}
+
+
+def smoke_root(tmp_path_factory):
+    """Where the smoke models live for this test run.
+
+    Under pytest-xdist each worker has its own basetemp inside the run's folder: the models go
+    to that shared folder instead, so the workers train them once between them.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    return base / "tfvae_smoke"
+
+
+def smoke_workdir(root, name: str) -> str:
+    """The workdir of ``SMOKE_CONFIGS[name]`` under ``root``, trained by the first caller."""
+    os.makedirs(root, exist_ok=True)
+    workdir = os.path.join(str(root), name)
+    with open(os.path.join(str(root), f".lock-{name}"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(workdir, "train_metrics.json")):
+            path, _, arg = SMOKE_CONFIGS[name].partition(":")
+            trainer.train_and_evaluate(load_config(os.path.join(REPO, path) + ":" + arg), workdir)
+    return workdir

@@ -404,11 +404,11 @@ def test_autoregressive_decoder_exports_with_seeded_pixel_sampling(tmp_path):
     seed_pairs = [tf.constant([s, k], tf.int64) for s in (4, 9, 4) for k in (0, 1)]
     eps = tf.stack([tf.random.stateless_normal([d], p, alg="philox") for p in seed_pairs[0::2]])
     u = tf.stack([tf.random.stateless_uniform(AR_SHAPE, p, alg="philox") for p in seed_pairs[1::2]])
-    want = model.decoder._sample_loop(model.prior.from_z0(eps), u).numpy()
+    want = model.decoder.sample_with_uniforms(model.prior.from_z0(eps), u).numpy()
     np.testing.assert_array_equal(images, want)
     z = tf.constant(np.random.default_rng(1).normal(size=(3, d)), tf.float32)
     decoded = sigs["decode"](z=z, seed=seeds)["images"].numpy()
-    np.testing.assert_array_equal(decoded, model.decoder._sample_loop(z, u).numpy())
+    np.testing.assert_array_equal(decoded, model.decoder.sample_with_uniforms(z, u).numpy())
     decoded_z0 = sigs["decode_z0"](z0=eps, seed=seeds)["images"].numpy()
     np.testing.assert_array_equal(decoded_z0, images)
     x = tf.constant(images)

@@ -616,10 +616,6 @@ class PixelCNNDecoder(keras.Model):
         )
         return x
 
-    def _sample_loop(self, z, u):
-        """Former private name of ``sample_with_uniforms``, kept for existing callers."""
-        return self.sample_with_uniforms(z, u)
-
     def get_config(self):
         config = super().get_config()
         config.update(

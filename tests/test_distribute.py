@@ -132,8 +132,9 @@ def test_strategy_names_and_errors(monkeypatch):
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_keeps_losses_float32(policy):
-    config = load_config(os.path.join(REPO, "configs", "dpvae.py") + ":smoke")
+@pytest.mark.parametrize("name", ["dpvae", "nevae_se"])  # conv decoder; PixelCNN (masked convs)
+def test_mixed_precision_keeps_losses_float32(policy, name):
+    config = load_config(os.path.join(REPO, "configs", f"{name}.py") + ":smoke")
     with config.unlocked():
         config.train.mixed_precision = policy
     model = build_model(config, (28, 28, 1), 100)
@@ -150,6 +151,8 @@ def test_mixed_precision_keeps_losses_float32(policy):
     assert all(t.dtype == tf.float32 for t in terms.values())
     logs = tf.function(model.train_step)(x)
     assert all(np.isfinite(float(v)) for v in logs.values())
+    images = model.generate(2, seed=0)  # the PixelCNN samples pixel by pixel in low precision
+    assert images.shape == (2, 28, 28, 1) and np.isfinite(np.asarray(images, np.float32)).all()
     with pytest.raises(ValueError, match="mixed_precision"):
         with config.unlocked():
             config.train.mixed_precision = "float8"

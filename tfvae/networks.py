@@ -440,7 +440,8 @@ class MaskedConv2D(keras.layers.Conv2D):
         self.mask = mask
 
     def convolution_op(self, inputs, kernel):
-        return super().convolution_op(inputs, kernel * self.mask)
+        # The kernel arrives in the compute dtype (bfloat16 under mixed precision).
+        return super().convolution_op(inputs, kernel * keras.ops.cast(self.mask, kernel.dtype))
 
     def get_config(self):
         config = super().get_config()
@@ -607,7 +608,8 @@ class PixelCNNDecoder(keras.Model):
         def body(t, x):
             i, j = t // width, t % width
             logits = self._logits(z_maps, x)  # [B, H, W, C]; only pixel t is used
-            bits = tf.cast(u[:, i, j, :] < tf.sigmoid(logits[:, i, j, :]), x.dtype)  # [B, C]
+            p = tf.sigmoid(tf.cast(logits[:, i, j, :], u.dtype))  # float32 under mixed precision
+            bits = tf.cast(u[:, i, j, :] < p, x.dtype)  # [B, C]
             where = tf.reshape(tf.one_hot(t, height * width, dtype=x.dtype), (1, height, width, 1))
             return t + 1, x + where * bits[:, None, None, :]
 

@@ -81,7 +81,8 @@ def base_config() -> ml_collections.ConfigDict:
             "checkpoint_every": 2000,
             "keep_checkpoints": 3,
             # XLA: True, False or "auto" (on GPU/TPU, off on CPU, where tools.benchmark
-            # measured it slower for the papers' conv models; docs/benchmarks.md).
+            # measured it slower for the papers' conv models; the MLP-only WAE/AAE/MaskAAE
+            # configs set True; docs/benchmarks.md).
             "jit_compile": config_dict.FieldReference("auto", field_type=object),
             "deterministic": False,
             "mixed_precision": "float32",  # or "mixed_bfloat16" / "mixed_float16" on accelerators

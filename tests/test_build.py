@@ -12,9 +12,9 @@ from tfvae.build import resolve_jit_compile
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _parse(*overrides):
-    """The config of configs/dpvae.py as ``python -m tfvae.train`` parses it."""
-    argv = ["train", f"--config={os.path.join(REPO, 'configs', 'dpvae.py')}", *overrides]
+def _parse(*overrides, name="dpvae"):
+    """The config of configs/<name>.py as ``python -m tfvae.train`` parses it."""
+    argv = ["train", f"--config={os.path.join(REPO, 'configs', name + '.py')}", *overrides]
     values = flags.FlagValues()
     config_flags.DEFINE_config_file("config", None, flag_values=values, sys_argv=argv)
     values(argv)
@@ -44,3 +44,15 @@ def test_jit_compile_auto_means_xla_only_on_accelerators():
     assert resolve_jit_compile("False") is False
     with pytest.raises(ValueError, match="True, False or 'auto'"):
         resolve_jit_compile("sometimes")
+
+
+# Where tools.benchmark measured XLA faster on CPU too (docs/benchmarks.md): the MLP-only models.
+XLA_BY_DEFAULT = ("wae_mmd", "aae", "mask_aae")
+
+
+@pytest.mark.parametrize("name", ["dpvae", "info_vae", "nevae_se", *XLA_BY_DEFAULT])
+def test_each_config_has_its_measured_xla_default_and_the_switch_overrides_it(name):
+    want = True if name in XLA_BY_DEFAULT else "auto"
+    assert _parse(name=name).train.jit_compile == want
+    off = _parse("--config.train.jit_compile=false", name=name).train.jit_compile
+    assert resolve_jit_compile(off) is False

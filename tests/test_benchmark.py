@@ -203,3 +203,7 @@ def test_matrix_table_compares_the_fastest_fp32_and_bf16_with_the_reference():
     rows[2] = {k: v for k, v in rows[2].items() if k != "steps_per_s"} | {"error": "boom"}
     line = next(x for x in benchmark.matrix_table(rows).splitlines() if "| dpvae |" in x)
     assert "| 20.0 | 25.0 | error |" in line and "| 1.47x | - |" in line
+    # The other papers' models are not the reference's model: no ratio for them.
+    extra = [dict(r, objective="aae", prior="standard normal", config="aae") for r in rows[:2]]
+    line = next(x for x in benchmark.matrix_table(extra).splitlines() if "| aae |" in x)
+    assert "| 20.0 | 25.0 | error | - | - | - | 28.0 |" in line

@@ -3,7 +3,6 @@ mixed precision keeps losses in float32."""
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -55,7 +54,7 @@ def _free_ports(n):
     return ports
 
 
-def _run_two_workers(tmp_path, workdir):
+def _run_two_workers(tmp_path, workdir, *extra_args):
     """Starts both workers on fresh ports; returns [(returncode, stdout, stderr)] per worker."""
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
@@ -67,7 +66,13 @@ def _run_two_workers(tmp_path, workdir):
         with open(logs[-1][0], "w") as out, open(logs[-1][1], "w") as err:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, os.path.join(SCRIPTS, "multi_worker.py"), MOONS, workdir],
+                    [
+                        sys.executable,
+                        os.path.join(SCRIPTS, "multi_worker.py"),
+                        MOONS,
+                        workdir,
+                        *extra_args,
+                    ],
                     stdout=out,
                     stderr=err,
                     env=_env(TF_CONFIG=tf_config),
@@ -92,16 +97,14 @@ def _run_two_workers(tmp_path, workdir):
     ]
 
 
-def test_two_workers_on_localhost_train_and_write_one_checkpoint_and_log(tmp_path):
-    workdir = str(tmp_path / "run")
+def _two_workers(tmp_path, workdir, *extra_args):
+    """Both workers to the end; a port taken by another process between picking and binding
+    (the serving tests start servers on ephemeral ports) makes a worker fail at start-up with
+    "Could not start gRPC server": then again on new ports."""
     for _ in range(3):
-        results = _run_two_workers(tmp_path, workdir)
-        # The ports are free when picked, but another process (the serving tests start servers
-        # on ephemeral ports) can take one before the worker's gRPC server binds it, seconds
-        # later: that worker fails at start-up with this error. Try again on new ports then.
+        results = _run_two_workers(tmp_path, workdir, *extra_args)
         if not any("Could not start gRPC server" in err for _, _, err in results):
             break
-        shutil.rmtree(workdir, ignore_errors=True)
     report = "\n".join(
         f"worker {i} exited {code}; stderr tail:\n{err[-2000:]}"
         for i, (code, _, err) in enumerate(results)
@@ -109,9 +112,22 @@ def test_two_workers_on_localhost_train_and_write_one_checkpoint_and_log(tmp_pat
     for code, out, _ in results:
         assert code == 0, report
         assert "FINAL" in out, report
-    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("ckpt-4")
+    return results
+
+
+def test_two_workers_on_localhost_train_write_one_checkpoint_and_log_and_resume(tmp_path):
+    workdir = str(tmp_path / "run")
+    checkpoints = os.path.join(workdir, "checkpoints")
+    _two_workers(tmp_path, workdir)  # the smoke config's 4 steps
+    assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-4")
     assert len(os.listdir(os.path.join(workdir, "train"))) == 1  # one TensorBoard log
     assert not os.path.exists(os.path.join(workdir, ".workers", "worker-1", "checkpoints"))
+    # Stopped and restarted with a longer budget: both workers resume from the chief's step 4.
+    results = _two_workers(tmp_path, workdir, "8")
+    for _, _, err in results:
+        assert "Resumed from" in err and "ckpt-4 at step 4" in err, err[-2000:]
+    assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-8")
+    assert not os.path.exists(os.path.join(workdir, ".workers"))
 
 
 def test_strategy_names_and_errors(monkeypatch):

@@ -102,9 +102,14 @@ def write_dir(workdir: str, strategy: tf.distribute.Strategy) -> str:
 
 
 def cleanup(path: str, workdir: str):
-    """Deletes a non-chief worker's scratch folder (never the workdir)."""
+    """Deletes a non-chief worker's scratch folder (never the workdir), and ``.workers`` once
+    the last one is gone."""
     if os.path.abspath(path) != os.path.abspath(workdir):
         shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.rmdir(os.path.dirname(path))
+        except OSError:  # another worker's folder is still there
+            pass
 
 
 def distribute_dataset(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):

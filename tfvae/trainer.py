@@ -153,8 +153,12 @@ def _write_config(config, workdir: str):
             f"Workdir {workdir} holds a {previous.get('objective')!r} run; this config trains "
             f"{current['objective']!r}. Use another --workdir."
         )
-    with open(path, "w") as f:
+    # Write and rename: under multi-worker every worker runs this, and a worker reading the
+    # file while another rewrites it must see a whole file (it read a truncated one before).
+    scratch = f"{path}.{os.getpid()}.tmp"
+    with open(scratch, "w") as f:
         json.dump(current, f, indent=2, sort_keys=True)
+    os.replace(scratch, path)
 
 
 def evaluate_validation(exp: Experiment, num_batches: int | None) -> dict:

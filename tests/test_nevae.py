@@ -320,6 +320,15 @@ def test_trainer_resumes_aggressive_mode_exactly_and_logs_collapse_metrics(tmp_p
     } <= tags
 
 
+def test_aggressive_mode_refuses_float16_and_trains_in_bfloat16(tmp_path):
+    config = _moons_aggressive(mixed_precision="mixed_float16")
+    with pytest.raises(ValueError, match="mixed_bfloat16"):
+        trainer.Experiment(config, str(tmp_path / "f16"))
+    config = _moons_aggressive(mixed_precision="mixed_bfloat16", num_steps=2)
+    final = trainer.train_and_evaluate(config, str(tmp_path / "bf16"))
+    assert np.isfinite(final["loss"])
+
+
 # ----------------------------------------------------------------------------------------------
 # Configs
 # ----------------------------------------------------------------------------------------------

@@ -139,8 +139,8 @@ class AggressiveTraining:
     def from_config(cls, model: Autoencoder, config, train_images) -> "AggressiveTraining":
         """The mode for ``config`` (``config.train.aggressive``) with He et al.'s settings."""
         if config.train.mixed_precision == "mixed_float16":
-            # Its encoder and decoder optimizers step on separately clipped gradients of one
-            # loss; float16 would need a loss scale per optimizer, which this mode lacks.
+            # Its own encoder and decoder optimizers step on gradients of one (jointly clipped)
+            # loss that is never loss-scaled, so float16 gradients could underflow.
             raise ValueError(
                 "train.aggressive does not support train.mixed_precision='mixed_float16' (no "
                 "loss scaling in its encoder/decoder updates); use 'mixed_bfloat16' or "

@@ -261,8 +261,11 @@ def test_tfds_offline_fails_fast_with_a_fix(tmp_path):
         data.load(make_cfg(name="mnist", data_dir=str(tmp_path), download=False))
     assert time.perf_counter() - start < 10
     message = str(info.value)
-    assert "tfds build mnist" in message and "data.download=True" in message
-    assert "data.path" in message  # MNIST can also be read from local IDX files
+    # The folder it looked in, and the fixes as command-line flags.
+    assert f"not prepared in {tmp_path / 'mnist'}" in message
+    assert "tfds build mnist" in message and "--config.data.download=True" in message
+    assert "--config.data.data_dir=DIR" in message
+    assert "--config.data.path=DIR" in message  # MNIST can also be read from local IDX files
 
 
 # ----------------------------------------------------------------------------- every dataset

@@ -258,12 +258,12 @@ def _tfds_arrays(
     # Checked before any loading: offline, tfds.load would otherwise try (and retry) a download.
     if not builder.is_prepared():
         if not cfg.download:
-            where = cfg.data_dir or "the default TFDS data_dir"
             raise FileNotFoundError(
-                f"TFDS dataset {tfds_name!r} is not prepared in {where} and data.download is "
-                f"False. On a machine with internet run `tfds build {tfds_name} "
-                f"--data_dir=DIR`, copy DIR here and set data.data_dir=DIR, or set "
-                f"data.download=True.{local_hint}"
+                f"TFDS dataset {tfds_name!r} is not prepared in {builder.data_dir} and "
+                f"--config.data.download is False. On a machine with internet run `tfds build "
+                f"{tfds_name} --data_dir=DIR`, copy DIR here and pass "
+                f"--config.data.data_dir=DIR, or pass --config.data.download=True to download "
+                f"it.{local_hint}"
             )
         builder.download_and_prepare()
     arrays = []
@@ -302,7 +302,7 @@ def celeba_preprocess(image: tf.Tensor, size: int | None) -> tf.Tensor:
 
 # ----------------------------------------------------------------------------- loaders
 
-_IDX_HINT = " Or set data.path to a folder of MNIST-format IDX files."
+_IDX_HINT = " Or pass --config.data.path=DIR, a folder of MNIST-format IDX files."
 
 
 def _load_mnist(cfg: ml_collections.ConfigDict) -> DataSplits:
@@ -399,7 +399,7 @@ def _load_omniglot(cfg: ml_collections.ConfigDict) -> DataSplits:
             gray = 255 - tf.image.rgb_to_grayscale(example["image"])
             return _resize(gray, cfg.image_size), tf.cast(example["alphabet"], tf.int32)
 
-        hint = " Or set data.path to Burda et al.'s chardata.mat."
+        hint = " Or pass --config.data.path=FILE, Burda et al.'s chardata.mat."
         x_train, y_train, x_test, y_test = _tfds_arrays(
             cfg, "omniglot", preprocess, local_hint=hint
         )

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tests.smoke import SMOKE_CONFIGS, smoke_root, smoke_workdir
 from tfvae import data as data_lib
-from tfvae import trainer
+from tfvae import models, trainer
 from tfvae.config_loader import load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,7 +84,46 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypa
         return splits
 
     monkeypatch.setattr(data_lib, "load", poisoned)
-    with pytest.raises(trainer.NonFiniteLossError, match=r"'loss' is nan .*ckpt-2"):
+    # NaN data: the root terms are named, the total after them.
+    with pytest.raises(
+        trainer.NonFiniteLossError,
+        match=r"step 4: 'recon' is nan, 'kl' is nan \(and so is 'loss'\).*ckpt-2",
+    ):
+        trainer.train_and_evaluate(_moons("vae.py", num_steps=4), str(tmp_path))
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
+
+
+def test_non_finite_message_names_the_root_terms():
+    inf, nan = float("inf"), float("nan")
+    with pytest.raises(trainer.NonFiniteLossError, match=r"'kl' is inf \(and so is 'loss'\)"):
+        trainer._check_finite({"loss": inf, "recon": 1.0, "kl": inf}, 3, None)
+    # Two phases (FactorVAE): each phase's loss is a total; a total alone is its own root.
+    totals = {"loss", "adversary_loss"}
+    logs = {"loss": nan, "tc": nan, "adversary_loss": inf, "kl": 0.5}
+    with pytest.raises(
+        trainer.NonFiniteLossError, match=r"'tc' is nan \(and so are 'loss', 'adversary_loss'\)"
+    ):
+        trainer._check_finite(logs, 3, None, totals)
+    with pytest.raises(trainer.NonFiniteLossError, match=r": 'adversary_loss' is inf\. "):
+        trainer._check_finite({"loss": 1.0, "adversary_loss": inf}, 3, None, totals)
+    trainer._check_finite({"loss": 1.0, "kl": 0.0}, 3, None)  # finite: no error
+
+
+def test_non_finite_weights_are_not_checkpointed(tmp_path, monkeypatch):
+    # An update on a finite loss that leaves non-finite weights (an exploding gradient): the
+    # step's logged terms are finite, so only the weights show it.
+    config = _moons("vae.py", num_steps=2)
+    trainer.train_and_evaluate(config, str(tmp_path))
+    real_step = models.Autoencoder.train_step
+
+    def exploding(self, data):
+        logs = real_step(self, data)
+        kernel = self.decoder.trainable_variables[0]
+        kernel.assign(tf.where(self.step >= 4, kernel + float("nan"), kernel))
+        return logs
+
+    monkeypatch.setattr(models.Autoencoder, "train_step", exploding)
+    with pytest.raises(trainer.NonFiniteLossError, match=r"Non-finite weights at step 4 .*ckpt-2"):
         trainer.train_and_evaluate(_moons("vae.py", num_steps=4), str(tmp_path))
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
 
@@ -93,6 +132,20 @@ def test_other_objective_in_same_workdir_is_refused(tmp_path):
     trainer.train_and_evaluate(_moons("vae.py", num_steps=2), str(tmp_path))
     with pytest.raises(ValueError, match="Use another --workdir"):
         trainer.train_and_evaluate(_moons("info_vae.py", num_steps=2), str(tmp_path))
+
+
+def test_misspelled_objective_leaves_the_workdir_usable(tmp_path):
+    config = _moons("info_vae.py", num_steps=2)
+    with config.unlocked():
+        config.objective = "info_vea"
+    with pytest.raises(ValueError, match="Unknown objective 'info_vea'"):
+        trainer.train_and_evaluate(config, str(tmp_path))
+    assert not (tmp_path / "config.json").exists()
+    # A config.json with no checkpoint (a run that died before its first one) holds nothing to
+    # resume and does not block the workdir either.
+    trainer._write_config(_moons("vae.py"), str(tmp_path))
+    trainer.train_and_evaluate(_moons("info_vae.py", num_steps=2), str(tmp_path))
+    assert json.loads((tmp_path / "config.json").read_text())["objective"] == "info_vae"
 
 
 def test_same_seed_same_result_on_cpu(tmp_path):

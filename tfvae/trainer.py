@@ -129,30 +129,73 @@ class Experiment:
         return int(self.model.step.numpy())
 
 
-def _check_finite(logs: dict, step: int, last_checkpoint: str | None):
-    for key, value in logs.items():
-        if not np.isfinite(value):
-            raise NonFiniteLossError(
-                f"Loss term {key!r} is {value} at step {step}. Training stopped; the last good "
-                f"checkpoint is {last_checkpoint or '(none yet)'}. Lower the learning rate, "
-                "add gradient clipping (config.optimizers.<name>.clipnorm) or check the data "
-                "scaling."
-            )
+def _check_finite(logs: dict, step: int, last_checkpoint: str | None, totals=("loss",)):
+    """Raises NonFiniteLossError naming every non-finite term, the root terms first.
+
+    ``totals`` are the terms summed from the others (each phase's loss): when a root term
+    such as ``kl`` is inf, the message says ``'kl' is inf (and so is 'loss')``.
+    """
+    bad = {key: value for key, value in logs.items() if not np.isfinite(value)}
+    if not bad:
+        return
+    roots = [key for key in bad if key not in totals] or list(bad)
+    derived = [key for key in bad if key not in roots]
+    text = ", ".join(f"{key!r} is {bad[key]}" for key in roots)
+    if derived:
+        verb = "is" if len(derived) == 1 else "are"
+        text += f" (and so {verb} {', '.join(repr(key) for key in derived)})"
+    raise NonFiniteLossError(
+        f"Non-finite loss at step {step}: {text}. Training stopped; the last good checkpoint "
+        f"is {last_checkpoint or '(none yet)'}. Lower the learning rate, add gradient clipping "
+        "(config.optimizers.<name>.clipnorm) or check the data scaling."
+    )
+
+
+def _check_finite_weights(exp: "Experiment", step: int):
+    """Refuses to checkpoint non-finite weights: an update on a finite loss can still produce
+    them (an exploding gradient), and the last good checkpoint must stay the latest."""
+    variables = list(exp.model.variables)
+    for optimizer in exp.optimizers.values():
+        variables += list(optimizer.variables)
+    bad = [
+        v.path
+        for v in variables
+        if keras.backend.is_float_dtype(v.dtype)
+        and not np.all(np.isfinite(np.asarray(v.numpy(), np.float32)))
+    ]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise NonFiniteLossError(
+            f"Non-finite weights at step {step} ({shown}), not saved. Training stopped; the last "
+            f"good checkpoint is {exp.manager.latest_checkpoint or '(none yet)'}. Lower the "
+            "learning rate or add gradient clipping (config.optimizers.<name>.clipnorm)."
+        )
+
+
+def _check_workdir(config, workdir: str):
+    """Refuses a workdir whose checkpoints belong to another objective.
+
+    A config.json without checkpoints holds nothing to resume (a run that failed before its
+    first checkpoint) and does not block the workdir.
+    """
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path) or not tf.train.latest_checkpoint(
+        os.path.join(workdir, "checkpoints")
+    ):
+        return
+    with open(path) as f:
+        previous = json.load(f).get("objective")
+    if previous != config.objective:
+        raise ValueError(
+            f"Workdir {workdir} holds a {previous!r} run; this config trains "
+            f"{config.objective!r}. Use another --workdir."
+        )
 
 
 def _write_config(config, workdir: str):
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, "config.json")
-    previous = None
-    if os.path.exists(path):
-        with open(path) as f:
-            previous = json.load(f)
     current = json.loads(config.to_json_best_effort())
-    if previous is not None and previous.get("objective") != current["objective"]:
-        raise ValueError(
-            f"Workdir {workdir} holds a {previous.get('objective')!r} run; this config trains "
-            f"{current['objective']!r}. Use another --workdir."
-        )
     # Write and rename: under multi-worker every worker runs this, and a worker reading the
     # file while another rewrites it must see a whole file (it read a truncated one before).
     scratch = f"{path}.{os.getpid()}.tmp"
@@ -208,9 +251,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
     Returns the final validation loss terms.
     """
-    _write_config(config, workdir)
+    _check_workdir(config, workdir)
+    # Built (and the data loaded) before anything is written: a misspelled name must not leave
+    # a config.json behind.
     exp = Experiment(config, workdir)
+    _write_config(config, workdir)
     model, cfg = exp.model, config.train
+    totals = {phase.loss_key for phase in model.phases()}
     if exp.restored_from:
         logging.info("Resumed from %s at step %d.", exp.restored_from, exp.step)
     if exp.aggressive is not None:
@@ -240,7 +287,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
             values = exp.tracked()
             # Step outputs that are not loss trackers (aggressive mode's encoder_steps).
             values.update({k: float(v) for k, v in (out or {}).items() if k not in values})
-            _check_finite(values, step, exp.manager.latest_checkpoint)
+            _check_finite(values, step, exp.manager.latest_checkpoint, totals)
             with writers["train"].as_default(step=step):
                 for key, value in values.items():
                     tf.summary.scalar(f"train/{key}", value)
@@ -262,7 +309,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         if step % cfg.checkpoint_every == 0 or last:
             # Trackers hold every step since the last log (empty right after one, which then
             # checked them).
-            _check_finite(exp.tracked(), step, exp.manager.latest_checkpoint)
+            _check_finite(exp.tracked(), step, exp.manager.latest_checkpoint, totals)
+            _check_finite_weights(exp, step)
             exp.manager.save(checkpoint_number=step)
     for writer in writers.values():
         writer.flush()

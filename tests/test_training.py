@@ -3,6 +3,8 @@
 import glob
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import tensorflow as tf
 
 from tests.smoke import SMOKE_CONFIGS, smoke_root, smoke_workdir
 from tfvae import data as data_lib
-from tfvae import models, trainer
+from tfvae import models, train, trainer
 from tfvae.config_loader import load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -212,3 +214,66 @@ def test_workdir_config_round_trip_keeps_per_choice_options(tmp_path):
     assert loaded.model.likelihood.name == "bernoulli"
     assert dict(loaded.model.likelihood.options) == {}
     assert loaded.model.prior.options == config.model.prior.options
+
+
+def _train_command(*args, cwd=REPO):
+    env = {k: v for k, v in os.environ.items() if k != "TFVAE_TRACEBACK"}
+    env["PYTHONPATH"] = REPO
+    return subprocess.run(
+        [sys.executable, "-m", "tfvae.train", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--config=configs/vae.py:smoke", "--config.train.num_stepz=3"],
+            "error: --config.train.num_stepz: config.train has no field 'num_stepz'; did you "
+            "mean 'num_steps'?",
+        ),
+        (
+            ["--config=configs/beta_vae_h.py", "--config.hparams.betta=2"],
+            "error: --config.hparams.betta: config.hparams has no field 'betta'; did you mean "
+            "'beta'?",
+        ),
+        (
+            ["--config=configs/vae.py:mnsit"],
+            "error: --config=configs/vae.py:mnsit: Unknown config argument 'mnsit'. Valid: "
+            "datasets [",
+        ),
+        (["--config=configs/vea.py"], "error: Config file 'configs/vea.py' does not exist"),
+    ],
+    ids=["override", "hparam", "argument", "file"],
+)
+def test_train_command_reports_bad_config_input_in_one_line(args, message, tmp_path):
+    result = _train_command(*args, f"--workdir={tmp_path / 'run'}")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_default_workdir_is_named_after_the_config():
+    assert train.default_workdir("configs/info_dpvae.py") == os.path.join("runs", "info_dpvae")
+    assert train.default_workdir("configs/info_dpvae.py:smoke") == os.path.join(
+        "runs", "info_dpvae_smoke"
+    )
+    assert train.default_workdir("/x/vae.py:mnist,latent=16") == os.path.join(
+        "runs", "vae_mnist_latent_16"
+    )
+
+
+def test_train_command_without_workdir_trains_in_runs(tmp_path):
+    config = os.path.join(REPO, "configs", "vae.py") + ":two_moons,smoke"
+    result = _train_command(f"--config={config}", "--config.train.num_steps=2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    workdir = os.path.join("runs", "vae_two_moons_smoke")
+    assert f"workdir: {workdir}" in result.stdout.splitlines()
+    assert tf.train.latest_checkpoint(str(tmp_path / workdir / "checkpoints")).endswith("ckpt-2")

@@ -130,6 +130,40 @@ def test_non_finite_weights_are_not_checkpointed(tmp_path, monkeypatch):
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
 
 
+def _images(logdir) -> dict:
+    """The last image summary of each tag in ``logdir``'s event files, decoded [H, W, C]."""
+    images = {}
+    for path in sorted(glob.glob(os.path.join(logdir, "events*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name == "images":
+                    png = tf.make_ndarray(v.tensor)[2]  # [width, height, png, ...]
+                    images[v.tag] = tf.io.decode_png(png).numpy()
+    return images
+
+
+def test_image_runs_write_sample_and_reconstruction_grids(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(64, 8, 8, 1), dtype=np.uint8)
+    np.savez(tmp_path / "tiny.npz", x_train=x, x_test=x[:16])
+    config = load_config(os.path.join(REPO, "configs", "vae.py") + ":smoke")
+    with config.unlocked():
+        config.data.update(name="npz", path=str(tmp_path / "tiny.npz"), val_size=16)
+        for net in (config.model.encoder, config.model.decoder):
+            net.name, net.options = "mlp", {"hidden_sizes": (16,)}
+        config.train.update(num_steps=2, num_images=4)
+    trainer.train_and_evaluate(config, str(tmp_path / "run"))
+    images = _images(str(tmp_path / "run" / "val"))
+    assert set(images) == {"samples", "reconstructions"}
+    assert images["samples"].shape == (16, 16, 1)  # 4 samples of 8x8 in a 2x2 grid
+    # Each validation image next to its reconstruction: a 2x2 grid of 8x16 pairs.
+    grid = images["reconstructions"]
+    assert grid.shape == (16, 32, 1)
+    val = data_lib.load(config.data).val[:4]
+    shown = np.stack([grid[:8, :8], grid[:8, 16:24], grid[8:, :8], grid[8:, 16:24]])
+    np.testing.assert_allclose(shown, val, atol=1)
+
+
 def test_other_objective_in_same_workdir_is_refused(tmp_path):
     trainer.train_and_evaluate(_moons("vae.py", num_steps=2), str(tmp_path))
     with pytest.raises(ValueError, match="Use another --workdir"):

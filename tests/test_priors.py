@@ -1,14 +1,20 @@
 """Priors: bijection invariants and the KL term against Monte Carlo with TFP distributions."""
 
+import os
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import losses
+from tfvae.config_loader import load_config
 from tfvae.priors import PRIORS, DecoupledPrior, build_prior
 
 tfd = tfp.distributions
+tfb = tfp.bijectors
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _trained_looking_flow(d=4, seed=0):
@@ -99,3 +105,39 @@ def test_prior_errors_are_clear():
         build_prior("decoupled", 1)
     with pytest.raises(TypeError, match="num_layers"):
         build_prior("decoupled", 2, num_layers=3)
+
+
+DP_CONFIGS = (
+    "dpvae",
+    "beta_dpvae_h",
+    "beta_dpvae_b",
+    "beta_tc_dpvae",
+    "factor_dpvae",
+    "info_dpvae",
+)
+
+
+@pytest.mark.parametrize("name", DP_CONFIGS)
+def test_dp_configs_build_the_authors_flow(name):
+    # dpVAE authors: 6 coupling blocks; s and t are separate Dense(64)-Dense(64)-Dense(n)
+    # networks, s bounded by tanh.
+    config = load_config(os.path.join(REPO, "configs", f"{name}.py"))
+    m = config.model
+    prior = build_prior(m.prior.name, m.latent_dim, **dict(m.prior.options))
+    prior.build(None)
+    assert isinstance(prior, DecoupledPrior)
+    real_nvps = [b for b in prior.bijector.bijectors if isinstance(b, tfb.RealNVP)]
+    assert len(real_nvps) == len(prior.coupling_nets) == 6
+    n = m.latent_dim - m.latent_dim // 2
+    x = tf.constant([[1e4] * (m.latent_dim // 2), [-1e4] * (m.latent_dim // 2)])  # [2, d/2]
+    for net in prior.coupling_nets:
+        for mlp in (net.log_scale_net, net.shift_net):
+            units = [layer.units for layer in mlp.layers if isinstance(layer, keras.layers.Dense)]
+            assert units == [64, 64, n], (name, mlp.name, units)
+        # Large weights and inputs: s saturates at +-1 (tanh), the linear t does not.
+        for v in net.trainable_variables:
+            v.assign(tf.fill(v.shape, 0.5))
+        shift, log_scale = net(x)
+        assert float(tf.reduce_max(tf.abs(log_scale))) <= 1.0
+        np.testing.assert_allclose(tf.abs(log_scale), 1.0)
+        assert float(tf.reduce_max(tf.abs(shift))) > 1e3

@@ -8,6 +8,7 @@ Other data and sizes:
     --config=configs/mask_aae.py:manifold,n=8,m=16     (synthetic data, true latent size n)
     --config=configs/mask_aae.py:smoke                 (4 steps, small networks)
     --config=configs/mask_aae.py:lr_drop=1             (the authors' code's effective rates)
+    --config=configs/mask_aae.py:manifold,R=300        (schedule interval R; default: authors')
 Change the latent size with ``m=``, not ``--config.model.latent_dim``: the schedules (R, c, the
 learning-rate drop) are computed from it here. Sweep m with ``python -m tools.mask_sweep``.
 
@@ -36,6 +37,12 @@ kept 2, 4, 8 and 15 dimensions: with R = 75 (d <= 20) c reaches 2048 within ~4k 
 then RMSProp has moved each m by at most ~0.5, so only entries that start near alpha = 0.5 can
 close. FID (raw 128-d vectors) 57.0 / 3.51 / 0.55 / 1.22 against WAE-MMD's U-curve
 2.69 / 1.31 / 1.70 / 3.21 (minimum at m = n).
+With ``lr_drop=1`` (n = 4, m = 16, 4500 steps) 11 stay active: the five entries that started at
+alpha <= 0.65 close at RMSProp's full rate (~5e-4 in m per step), then c freezes the rest. With
+``lr_drop=1,R=300`` (c four times slower) two more (alpha 0.86, 0.83) were closing by step 3000
+(c = 0.5) and the other nine drifting down at ~1e-4 per step. So the mask does close unused
+dimensions, but the authors' synthetic schedule (R = 75) gives it too few steps to travel from
+m ~ U(0, 5): ``R=`` lengthens the schedule (and the step budget, 4R per doubling of c, with it).
 """
 
 import ml_collections
@@ -53,17 +60,30 @@ MANIFOLD_HIDDEN = (512,) * 3
 SMOKE_HIDDEN = (32, 32)
 
 
-def saturation_step(d: int, *, start: float | None = None, maximum: float = 2048.0) -> int:
+def interval(d: int, args: dict) -> int:
+    """R: the config argument ``R=`` if given, else the authors' rule for latent size d."""
+    if "R" not in args:
+        return schedule_interval(d)
+    value = int(args["R"])
+    if value < 1:
+        raise ValueError(f"R= (the schedule interval in steps) must be >= 1, got {value}.")
+    return value
+
+
+def saturation_step(
+    d: int, *, start: float | None = None, maximum: float = 2048.0, R: int | None = None
+) -> int:
     """First step at which c = min(maximum, start * 2^floor(t / 4R)) reaches its cap."""
     c, doublings = (2.0 / d if start is None else start), 0
     while c < maximum:
         c, doublings = 2.0 * c, doublings + 1
-    return 4 * schedule_interval(d) * doublings
+    return 4 * (schedule_interval(d) if R is None else R) * doublings
 
 
-def manifold_steps(d: int) -> int:
+def manifold_steps(d: int, R: int | None = None) -> int:
     """Synthetic runs: until c saturates, then 4R more steps (every model, for equal budgets)."""
-    return saturation_step(d) + 4 * schedule_interval(d)
+    R = schedule_interval(d) if R is None else R
+    return saturation_step(d, R=R) + 4 * R
 
 
 def _net(name: str, **options) -> ml_collections.ConfigDict:
@@ -89,14 +109,14 @@ def deterministic_ae_config(
 
     Args:
       objective: registry key.
-      arg: the config argument string: a dataset in ``DATASETS``, ``smoke``, ``m=``, ``n=``
-        and the ``declared`` arguments.
+      arg: the config argument string: a dataset in ``DATASETS``, ``smoke``, ``m=``, ``n=``,
+        ``R=`` (schedule interval; sets the manifold step budget) and the ``declared`` ones.
       hparams: ``(d, args) -> dict``, the objective's keyword arguments for latent size d.
       optimizers: ``(d, args) -> dict`` of optimizer configs for latent size d.
       image_steps: training steps on images.
       declared: the config's own ``key=value`` arguments.
     """
-    args = common.parse_arg(arg, declared=("n", "m", *declared))
+    args = common.parse_arg(arg, declared=("n", "m", "R", *declared))
     dataset = args["dataset"]
     if dataset not in DATASETS:
         raise ValueError(
@@ -123,7 +143,7 @@ def deterministic_ae_config(
     c.optimizers = ml_collections.ConfigDict(optimizers(m, args))
     c.train.update(
         batch_size=64,
-        num_steps=manifold_steps(m) if manifold else image_steps,
+        num_steps=manifold_steps(m, interval(m, args)) if manifold else image_steps,
         log_every=100,
         eval_every=5000,
         image_every=5000,
@@ -137,9 +157,8 @@ def deterministic_ae_config(
 
 def get_config(arg: str | None = None):
     def hparams(d, args):
-        del args
         return {
-            "schedule_interval": schedule_interval(d),
+            "schedule_interval": interval(d, args),
             "poly_weight_start": 2.0 / d,
             "poly_weight_max": 2048.0,
             "variance_weight": 100.0,
@@ -154,7 +173,7 @@ def get_config(arg: str | None = None):
         }
 
     def optimizers(d, args):
-        at, drop = 5 * schedule_interval(d), float(args.get("lr_drop", 0.2))
+        at, drop = 5 * interval(d, args), float(args.get("lr_drop", 0.2))
         return {
             "main": rmsprop(5e-4, drop_at=at, drop=drop),
             "adversary": rmsprop(1e-4),

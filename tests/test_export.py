@@ -31,6 +31,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
 CLI_SEEDS = np.array([3, 4], np.int64)
+CLI_BASE_PATH = "/srv/tf_models"
 
 
 def export_smoke_models(root) -> tuple[str, dict]:
@@ -161,6 +162,8 @@ def background(smoke, tmp_path_factory):
     cli = os.path.join(os.path.dirname(PYTHON), "saved_model_cli")
     dpvae = os.path.join(models, "dpvae", "1")
     np.save(work / "seeds.npy", CLI_SEEDS)
+    vae_workdir = smoke_workdir(smoke_root(tmp_path_factory), "vae")
+    export_cmd = [PYTHON, "-m", "tfvae.export", f"--workdir={vae_workdir}"]
     commands = {
         # No PYTHONPATH: the fresh process could not import tfvae even by accident.
         "fresh": ([PYTHON, "-c", RUN_ALL, *map(str, fresh_args)], {**ENV, "PYTHONPATH": ""}),
@@ -168,6 +171,12 @@ def background(smoke, tmp_path_factory):
         "run": ([cli, "run", "--dir", dpvae, "--tag_set", "serve", "--signature_def",
                  "generate", "--inputs", f"seed={work / 'seeds.npy'}", "--outdir",
                  str(work / "cli_out")], ENV),
+        # The export command with every flag, into a folder of its own ...
+        "export": ([*export_cmd, "--name=cli_vae", "--version=3", "--export_dir=cli_models",
+                    f"--config_base_path={CLI_BASE_PATH}"], ENV),
+        # ... and onto a version that exists: the smoke export models/vae/1 (the name
+        # defaults to the workdir's folder name, "vae").
+        "export_exists": ([*export_cmd, f"--export_dir={models}", "--version=1"], ENV),
     }  # fmt: skip
     procs = {
         k: subprocess.Popen(
@@ -259,8 +268,11 @@ def test_generate_is_a_function_of_each_seed(smoke, name):
     mode = model.decode(model.prior.from_z0(tf.zeros([1, model.latent_dim]))).numpy()[0]
     np.testing.assert_allclose(cold[0], mode, rtol=1e-4, atol=1e-5)
     assert gen([]).shape == (0, *shape)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="one value per image"):
+    # TF Serving runs the in-graph check (tfvae.serve checks the counts before running).
+    pattern = r"\[seed has\] \[2\] \[values and temperature\] \[1\] .*one temperature per seed"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=pattern) as e:
         gen([1, 2], [1.0])
+    assert "strided_slice" not in e.value.message  # no graph tensor names
 
 
 def test_versions_names_and_models_config(smoke, tmp_path):
@@ -300,13 +312,10 @@ def test_models_config_parses_with_tf_serving_protos(smoke):
         for n in ("dpvae", "vae")
     ]  # fmt: skip
     assert parse_models_config(text) == expected
-    try:
-        from google.protobuf import text_format
-        from tensorflow_serving.config import model_server_config_pb2
-    except ImportError:
-        # Without tensorflow-serving-api, the strict parser above is the only check; the
-        # package installs alongside TF 2.21 (``pip install tensorflow-serving-api==2.21.0``).
-        return
+    # tensorflow-serving-api is a test dependency (pyproject's [test] extra): no fallback.
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
     config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     parsed = [
         {"name": c.name, "base_path": c.base_path, "model_platform": c.model_platform,
@@ -456,3 +465,65 @@ def test_saved_model_cli_show_and_run(smoke, background):
     sigs = tf.saved_model.load(os.path.join(models, "dpvae", "1")).signatures
     want = sigs["generate"](seed=tf.constant(CLI_SEEDS))["images"].numpy()
     np.testing.assert_array_equal(images, want)
+
+
+def test_export_command(smoke, background):
+    """``python -m tfvae.export`` with --workdir, --name, --version, --export_dir and
+    --config_base_path writes TF Serving's layout and a models.config for that base path."""
+    models, experiments = smoke
+    stdout, stderr, code = background.result("export")
+    assert code == 0, stderr[-3000:]
+    out = background.work / "cli_models"
+    version = out / "cli_vae" / "3"
+    assert f"exported {os.path.join('cli_models', 'cli_vae', '3')} " in stdout
+    assert sorted(os.listdir(out)) == ["cli_vae", export.MODELS_CONFIG]
+    assert os.listdir(out / "cli_vae") == ["3"]  # no temporary folder left behind
+    assert (version / "saved_model.pb").is_file()
+    assert (version / "variables" / "variables.index").is_file()
+    info = json.loads((version / export.EXPORT_INFO).read_text())
+    vae = experiments["vae"]
+    assert (info["name"], info["version"], info["step"]) == ("cli_vae", 3, vae.step)
+    assert info["workdir"] == os.path.abspath(vae.workdir)
+    assert parse_models_config((out / export.MODELS_CONFIG).read_text()) == [
+        {"name": "cli_vae", "base_path": f"{CLI_BASE_PATH}/cli_vae",
+         "model_platform": "tensorflow", "model_version_policy": {"all": {}}},
+    ]  # fmt: skip
+    # The workdir's trained model: the same outputs as the smoke export of that workdir.
+    seeds = tf.constant([1, 2, 3], tf.int64)
+    got = tf.saved_model.load(str(version)).signatures["generate"](seed=seeds)["images"]
+    smoke_sig = tf.saved_model.load(os.path.join(models, "vae", "1")).signatures["generate"]
+    np.testing.assert_array_equal(got.numpy(), smoke_sig(seed=seeds)["images"].numpy())
+
+
+def test_export_command_refuses_an_existing_version_in_one_line(smoke, background):
+    models, _ = smoke
+    _, stderr, code = background.result("export_exists")
+    assert code == 2, stderr[-3000:]
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "export a new version" in last, stderr[-3000:]
+    assert os.path.join(models, "vae", "1") in last
+    assert sorted(os.listdir(os.path.join(models, "vae"))) == ["1"]
+
+
+def test_docker_compose_serves_the_export_folder():
+    """export/docker-compose.yml mounts the folder ``tfvae.export`` writes to (by default) where
+    the written models.config points, and reads that models.config."""
+    import yaml  # PyYAML: a dependency of ml-collections, itself a tfvae dependency
+
+    with open(os.path.join(REPO, "export", "docker-compose.yml")) as f:
+        compose = yaml.safe_load(f)
+    [service] = compose["services"].values()
+    assert service["image"].startswith("tensorflow/serving:"), service["image"]
+    assert {"8500:8500", "8501:8501"} <= set(service["ports"])
+    mounts = {}
+    for volume in service["volumes"]:
+        source, target, *mode = volume.split(":")
+        mounts[target] = (os.path.normpath(os.path.join(REPO, "export", source)), mode)
+    base = export.DEFAULT_CONFIG_BASE_PATH
+    assert mounts[base] == (os.path.join(REPO, export.DEFAULT_EXPORT_DIR), ["ro"]), mounts
+    # The base paths in models.config lie under the mount: /models/<name>.
+    assert f'base_path: "{base}/vae"' in export.models_config_text(["vae"])
+    flags = dict(arg.lstrip("-").split("=", 1) for arg in service["command"])
+    assert flags["model_config_file"] == f"{base}/{export.MODELS_CONFIG}"
+    assert int(flags["model_config_file_poll_wait_seconds"]) > 0

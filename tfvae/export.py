@@ -54,6 +54,7 @@ import shutil
 import tensorflow as tf
 from absl import app, flags, logging
 
+from tfvae import cli
 from tfvae.priors import StandardNormalPrior
 
 SERVING_DEFAULT = "serving_default"
@@ -68,6 +69,10 @@ RNG_ALG = "philox"
 # Second word of the stateless seed [seed, stream]: one stream per kind of noise.
 LATENT_STREAM, PIXEL_STREAM = 0, 1
 MODELS_CONFIG = "models.config"
+# Where exports go, and where the model server sees that folder: export/docker-compose.yml
+# mounts export/models at /models, the base path written into models.config.
+DEFAULT_EXPORT_DIR = os.path.join("export", "models")
+DEFAULT_CONFIG_BASE_PATH = "/models"
 EXPORT_INFO = os.path.join("assets.extra", "tfvae_export.json")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -144,11 +149,16 @@ class ServingModule(tf.Module):
             return model.decoder.sample_with_uniforms(z, u)
 
         def generate_with_temperature(seed, temperature):
-            tf.debugging.assert_equal(
-                tf.shape(seed)[0],
-                tf.shape(temperature)[0],
-                message="seed and temperature must have one value per image",
-            )
+            # TF Serving runs this check in the graph; its message names the counts only (no
+            # graph tensor names). tfvae.serve checks the counts before running.
+            n_seed, n_temperature = tf.shape(seed)[0], tf.shape(temperature)[0]
+            check = tf.debugging.Assert(
+                tf.equal(n_seed, n_temperature),
+                ["seed has", n_seed, "values and temperature", n_temperature,
+                 "- give one temperature per seed"],
+            )  # fmt: skip
+            with tf.control_dependencies([check]):
+                seed = tf.identity(seed)
             eps = stateless_noise(seed, [d], stream=LATENT_STREAM)  # [n, d]
             z0 = temperature[:, None] * eps
             return {"images": images(model.prior.from_z0(z0), seed)}
@@ -241,7 +251,7 @@ def exported_models(export_dir: str) -> dict[str, list[int]]:
     return out
 
 
-def models_config_text(names, base_path: str = "/models") -> str:
+def models_config_text(names, base_path: str = DEFAULT_CONFIG_BASE_PATH) -> str:
     """TF Serving's ``ModelServerConfig`` text proto for ``names`` under ``base_path``.
 
     Every version on disk is served (``model_version_policy { all {} }``), so
@@ -266,7 +276,7 @@ def models_config_text(names, base_path: str = "/models") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_models_config(export_dir: str, base_path: str = "/models") -> str:
+def write_models_config(export_dir: str, base_path: str = DEFAULT_CONFIG_BASE_PATH) -> str:
     """(Re)writes ``export_dir/models.config`` listing every exported model; returns its path.
 
     Args:
@@ -282,6 +292,29 @@ def write_models_config(export_dir: str, base_path: str = "/models") -> str:
     return path
 
 
+def new_version_dir(export_dir: str, name: str, version: int | None = None) -> str:
+    """The folder ``export_dir/<name>/<version>`` a new export goes to (version None: newest + 1).
+
+    Raises:
+      ValueError: the name is not usable in a URL, or the version is not positive.
+      FileExistsError: the version already exists (a served version is never overwritten).
+    """
+    check_name(name)
+    model_dir = os.path.join(export_dir, name)
+    existing = versions(model_dir)
+    if version is None:
+        version = (existing[-1] + 1) if existing else 1
+    if int(version) < 1:
+        raise ValueError(f"version must be a positive integer; got {version}.")
+    target = os.path.join(model_dir, str(int(version)))
+    if os.path.exists(target):
+        raise FileExistsError(
+            f"{target} exists. TF Serving may be serving it: export a new version instead "
+            f"(existing: {existing}; omit --version to take {existing[-1] + 1 if existing else 1})."
+        )
+    return target
+
+
 def export_model(
     model,
     export_dir: str,
@@ -290,7 +323,7 @@ def export_model(
     *,
     data_shape=None,
     info: dict | None = None,
-    config_base_path: str = "/models",
+    config_base_path: str = DEFAULT_CONFIG_BASE_PATH,
 ) -> str:
     """Writes ``model`` as ``export_dir/<name>/<version>/`` and refreshes ``models.config``.
 
@@ -309,19 +342,9 @@ def export_model(
     Raises:
       FileExistsError: the version already exists (a served version is never overwritten).
     """
-    check_name(name)
     model_dir = os.path.join(export_dir, name)
-    existing = versions(model_dir)
-    if version is None:
-        version = (existing[-1] + 1) if existing else 1
-    if int(version) < 1:
-        raise ValueError(f"version must be a positive integer; got {version}.")
-    target = os.path.join(model_dir, str(int(version)))
-    if os.path.exists(target):
-        raise FileExistsError(
-            f"{target} exists. TF Serving may be serving it: export a new version instead "
-            f"(existing: {existing}; omit --version to take {existing[-1] + 1 if existing else 1})."
-        )
+    target = new_version_dir(export_dir, name, version)
+    version = int(os.path.basename(target))
     if data_shape is None:
         data_shape = tuple(model.encoder.inputs[0].shape[1:])
     module = ServingModule(model, data_shape)
@@ -354,11 +377,11 @@ def export_model(
 
 def export_experiment(
     exp,
-    export_dir: str = "export/models",
+    export_dir: str = DEFAULT_EXPORT_DIR,
     name: str | None = None,
     version: int | None = None,
     *,
-    config_base_path: str = "/models",
+    config_base_path: str = DEFAULT_CONFIG_BASE_PATH,
 ) -> str:
     """Exports the model of a ``tfvae.trainer.Experiment``; returns the version folder.
 
@@ -389,15 +412,17 @@ def export_experiment(
 
 def export_workdir(
     workdir: str,
-    export_dir: str = "export/models",
+    export_dir: str = DEFAULT_EXPORT_DIR,
     name: str | None = None,
     version: int | None = None,
     *,
-    config_base_path: str = "/models",
+    config_base_path: str = DEFAULT_CONFIG_BASE_PATH,
 ) -> str:
     """Loads the workdir's trained model (latest checkpoint) and exports it; returns the path."""
     from tfvae.workdir import load_experiment
 
+    # Refuse a bad name or an existing version before the (slow) model load.
+    new_version_dir(export_dir, name or os.path.basename(os.path.normpath(workdir)), version)
     return export_experiment(
         load_experiment(workdir), export_dir, name, version, config_base_path=config_base_path
     )
@@ -408,9 +433,11 @@ def _define_flags():
     flags.DEFINE_string("workdir", None, "Training workdir to export.")
     flags.DEFINE_string("name", None, "Model name (default: the workdir's folder name).")
     flags.DEFINE_integer("version", None, "Version N (default: newest + 1).")
-    flags.DEFINE_string("export_dir", "export/models", "TF Serving model base path.")
+    flags.DEFINE_string("export_dir", DEFAULT_EXPORT_DIR, "TF Serving model base path.")
     flags.DEFINE_string(
-        "config_base_path", "/models", "Where the model server sees --export_dir (models.config)."
+        "config_base_path",
+        DEFAULT_CONFIG_BASE_PATH,
+        "Where the model server sees --export_dir (models.config).",
     )
     flags.mark_flag_as_required("workdir")
 
@@ -431,4 +458,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

@@ -5,13 +5,15 @@ VAE exports of ``tests/test_export.py`` (trained once per session). Every signat
 over REST in both JSON formats, as TF Serving's wire format prescribes, with the SavedModel's
 own outputs; malformed requests get 400/404 with an ``error`` message on the same keep-alive
 connection, and the server keeps serving. gRPC is checked through the official
-``tensorflow-serving-api`` stubs when that package is installed.
+``tensorflow-serving-api`` stubs (a test dependency). The examples of ``export/README.md`` run
+as written against the server, and so do the ``tools.client`` and ``tfvae.serve`` commands.
 """
 
 import concurrent.futures
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -27,6 +29,8 @@ from tools import client as client_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_BATCH = 4
+# The dev server's answer to generate_with_temperature with 2 seeds and 1 temperature.
+MISMATCH = "seed has 2 values and temperature 1: give one temperature per seed."
 MODELS = ("dpvae", "vae")
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
 
@@ -35,7 +39,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
 SERVER = textwrap.dedent(
     """
     import sys
-    from absl import app
+    from tfvae import cli
     import tfvae.serve as serve
 
     make_server = serve.make_server
@@ -44,25 +48,16 @@ SERVER = textwrap.dedent(
         roots = ("tfvae", "tensorflow_probability")
         extra = sorted(
             m for m in sys.modules
-            if m.split(".")[0] in roots and m not in ("tfvae", "tfvae.serve")
+            if m.split(".")[0] in roots and m not in ("tfvae", "tfvae.serve", "tfvae.cli")
         )
         print("IMPORTED", extra, flush=True)
         return make_server(*args, **kwargs)
 
     serve.make_server = reporting_make_server
     serve._define_flags()
-    app.run(serve.main)
+    cli.run(serve.main)
     """
 )
-
-
-def _grpc_available() -> bool:
-    try:
-        import grpc  # noqa: F401
-        from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +66,7 @@ def server(tmp_path_factory):
     models, _ = export_smoke_models(smoke_root(tmp_path_factory))
     log = tmp_path_factory.mktemp("serve") / "server.log"
     cmd = [sys.executable, "-c", SERVER, f"--model_base_path={models}", "--port=0"]
-    cmd.append(f"--max_batch={MAX_BATCH}")
-    if _grpc_available():
-        cmd.append("--grpc_port=0")
+    cmd += [f"--max_batch={MAX_BATCH}", "--grpc_port=0"]
     with open(log, "w") as stderr:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=ENV)
     # Blocking reads, with a watchdog that kills a server that never gets ready (TF import
@@ -90,8 +83,7 @@ def server(tmp_path_factory):
     watchdog.cancel()
     info = {"imported": next(x for x in lines if x.startswith("IMPORTED"))}
     info["url"] = lines[-1].rsplit(" on ", 1)[1]
-    grpc_line = [x for x in lines if x.startswith("gRPC on ")]
-    info["grpc"] = grpc_line[0].split(" on ", 1)[1] if grpc_line else None
+    info["grpc"] = next(x for x in lines if x.startswith("gRPC on ")).split(" on ", 1)[1]
     info["models"] = models
     yield info
     proc.terminate()
@@ -283,7 +275,15 @@ BAD_REQUESTS = [
      "Missing named input: temperature"),
     ("POST", "/v1/models/dpvae:predict",
      {"signature_name": "generate_with_temperature", "inputs": {"seed": [1, 2],
-      "temperature": [1.0]}}, 400, "one value per image"),
+      "temperature": [1.0]}}, 400, MISMATCH),
+    ("POST", "/v1/models/dpvae:predict", {"inputs": {"seed": ["7"]}}, 400,
+     "Failed to process input: seed of 'inputs'. Error: JSON Value: \"7\" Type: String is not of "
+     "expected type: int64"),
+    ("POST", "/v1/models/dpvae:predict", {"inputs": [0.5]}, 400,
+     "Failed to process input: seed of 'inputs'. Error: JSON Value: 0.5 Type: Number"),
+    ("POST", "/v1/models/dpvae:predict",
+     {"signature_name": "decode", "inputs": {"z": [[0.0, "a"]]}}, 400,
+     "Failed to process input: z of 'inputs'"),
     ("POST", "/v1/models/dpvae:predict",
      {"signature_name": "decode", "inputs": {"z": [[0.1, 0.2, 0.3]]}}, 400,
      "must have shape [-1,2]"),
@@ -336,12 +336,9 @@ def test_concurrent_requests(server, reference):
 
 
 def test_grpc_with_official_stubs(server, reference):
-    if not _grpc_available():
-        # The documented behaviour without tensorflow-serving-api: a clear ImportError.
-        with pytest.raises(ImportError):
-            client_lib.GrpcClient("127.0.0.1:1", "dpvae")
-        return
-    assert server["grpc"] is not None
+    # tensorflow-serving-api is a test dependency (pyproject's [test] extra): no fallback.
+    from tensorflow_serving.apis import prediction_service_pb2_grpc  # noqa: F401
+
     grpc_client = client_lib.GrpcClient(server["grpc"], "dpvae")
     rest_client = client_lib.RestClient(server["url"], "dpvae")
     feeds = _inputs(reference, "dpvae")
@@ -365,4 +362,221 @@ def test_grpc_with_official_stubs(server, reference):
     assert e.value.status == "NOT_FOUND"
     with pytest.raises(client_lib.ServingError, match="at most") as e:
         grpc_client.generate(list(range(MAX_BATCH + 1)))
+    with pytest.raises(client_lib.ServingError) as e:
+        grpc_client.predict(
+            "generate_with_temperature",
+            {"seed": np.array([1, 2], np.int64), "temperature": np.array([1.0], np.float32)},
+        )
+    assert e.value.status == "INVALID_ARGUMENT"
+    assert e.value.message == MISMATCH
     grpc_client.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# export/README.md: its examples, run against the dev server
+# ----------------------------------------------------------------------------------------------
+README = os.path.join(REPO, "export", "README.md")
+
+# Stands in for curl when the README's shell examples run: it does what curl does with the
+# options the README uses (a GET, or with -d a POST of the literal body, of a file (@path, newlines
+# removed as curl does) or of stdin (@-)), refuses any other option, prints the response body
+# and logs {url, body, status, response} to $CURL_LOG.
+FAKE_CURL = textwrap.dedent(
+    """
+    import json, os, sys, urllib.error, urllib.request
+
+    args, body, url = sys.argv[1:], None, None
+    while args:
+        arg = args.pop(0)
+        if arg in ("-d", "--data"):
+            body = args.pop(0)
+            if body.startswith("@"):
+                with (sys.stdin if body == "@-" else open(body[1:])) as f:
+                    body = f.read().replace("\\r", "").replace("\\n", "")
+        elif arg.startswith("-") or url is not None:
+            sys.exit(f"curl stand-in: unsupported argument {arg!r}")
+        else:
+            url = arg
+    request = urllib.request.Request(url, data=None if body is None else body.encode())
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    print(text)
+    with open(os.environ["CURL_LOG"], "a") as log:
+        log.write(json.dumps({"url": url, "body": body, "status": status,
+                              "response": json.loads(text)}) + "\\n")
+    """
+)
+
+
+def _readme_section(title: str) -> str:
+    with open(README) as f:
+        text = f.read()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else len(text)]
+
+
+def _code_blocks(section: str, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
+
+
+def _readme_signatures() -> dict:
+    """The README's signature table: name -> (input names, output names) for a decoupled
+    prior and a stochastic encoder (the served dpvae)."""
+    table = {}
+    for line in _readme_section("Exporting").splitlines():
+        if not line.startswith("| `"):
+            continue
+        name, inputs, outputs = (cell.strip() for cell in line.strip("|").split("|"))
+        outputs = outputs.split("(")[0]  # "(deterministic encoders: ...)" is another model
+        table[re.findall(r"`(\w+)`", name)[0]] = (
+            set(re.findall(r"`(\w+)`", inputs)),
+            set(re.findall(r"`(\w+)`", outputs)),
+        )
+    return table
+
+
+def _run_readme_shell(block: str, server, tmp_path) -> list[dict]:
+    """Runs a README shell block with $H on the dev server; returns the logged requests."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "curl").write_text(f"#!{sys.executable}\n{FAKE_CURL}")
+    (bin_dir / "curl").chmod(0o755)
+    if not (bin_dir / "python").exists():
+        (bin_dir / "python").symlink_to(sys.executable)
+    [h] = re.findall(r"`H=(http://localhost:8501/v1/models/\w+)`", _readme_section("REST"))
+    h = h.replace("http://localhost:8501", server["url"])
+    log = tmp_path / f"curl-{len(list(tmp_path.glob('curl-*')))}.jsonl"
+    script = f"set -euo pipefail\nH={h}\n" + block.replace("/tmp/", f"{tmp_path}/")
+    env = {**ENV, "PATH": f"{bin_dir}{os.pathsep}{ENV['PATH']}", "CURL_LOG": str(log)}
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_readme_signature_table_matches_the_export(server):
+    status, payload = _request(server, "GET", "/v1/models/dpvae/metadata")
+    assert status == 200
+    defs = payload["metadata"]["signature_def"]["signature_def"]
+    served = {k: (set(v["inputs"]), set(v["outputs"])) for k, v in defs.items()}
+    assert served.pop("serving_default") == served["generate"]
+    assert _readme_signatures() == served
+
+
+def test_readme_rest_examples_answer_as_documented(server, tmp_path):
+    """Every curl command of export/README.md's REST section, sent as written to the dev
+    server: 200 with the documented outputs, every signature covered; the documented bad
+    request gets the documented 400."""
+    examples, bad = _code_blocks(_readme_section("REST"), "bash")
+    table = _readme_signatures()
+    requests = _run_readme_shell(examples, server, tmp_path)
+    assert [r["status"] for r in requests] == [200] * len(requests), requests
+    assert requests[0]["body"] is None and "model_version_status" in requests[0]["response"]
+    assert requests[1]["url"].endswith("/metadata") and "metadata" in requests[1]["response"]
+    covered = set()
+    for r in requests[2:]:
+        body = json.loads(r["body"])
+        signature = body.get("signature_name", "generate")
+        covered.add(signature)
+        outputs = table[signature][1]
+        rows = "instances" in body
+        answer = r["response"]["predictions" if rows else "outputs"]
+        n = len(body["instances"]) if rows else len(next(iter(body["inputs"].values())))
+        if len(outputs) > 1:  # several outputs: named (an object per row, or one object)
+            if rows:
+                assert [set(row) for row in answer] == [outputs] * n, r
+            else:
+                assert set(answer) == outputs, r
+                assert {len(v) for v in answer.values()} == {n}, r
+        else:  # one output: its value bare
+            assert np.asarray(answer).shape[:1] == (n,), r
+    assert covered == set(table), f"no REST example for {set(table) - covered}"
+
+    [request] = _run_readme_shell(bad, server, tmp_path)
+    documented = re.search(r"# dev server: (\{.*\})", bad)[1]
+    assert (request["status"], request["response"]) == (400, json.loads(documented))
+
+
+def test_readme_python_examples_run(server):
+    """The Python client and raw gRPC stub examples of export/README.md, run as written
+    against the dev server."""
+    local = {"http://localhost:8501": server["url"], "localhost:8500": server["grpc"]}
+
+    def run(title):
+        [block] = _code_blocks(_readme_section(title), "python")
+        for documented, here in local.items():
+            block = block.replace(documented, here)
+        scope = {}
+        exec(compile(block, f"export/README.md ({title})", "exec"), scope)
+        return scope
+
+    client = run("Python client (REST and gRPC)")
+    assert client["images"].shape == (3, 28, 28, 1)
+    assert set(client["codes"]) == {"z_mean", "z_log_var", "z0"}
+    for key in ("warm", "same", "also", "recon"):
+        assert client[key].shape[1:] == (28, 28, 1), key
+    raw = run("gRPC")
+    np.testing.assert_array_equal(raw["images"], client["images"])
+    assert set(raw["codes"]) == {"z_mean", "z_log_var", "z0"}
+    for key in ("warm", "decoded", "decoded_z0", "recon"):
+        assert raw[key].shape[1:] == (28, 28, 1), key
+
+
+# ----------------------------------------------------------------------------------------------
+# Command lines: tools.client against the dev server, tfvae.serve's own errors
+# ----------------------------------------------------------------------------------------------
+def test_client_command_line(server, reference, tmp_path):
+    """``python -m tools.client`` over REST and gRPC writes the PNG grid of the samples; a
+    refused request ends in one ``error:`` line with status 2, as does a bad server flag."""
+    client = [sys.executable, "-m", "tools.client", "--model=dpvae", "--seeds=3,8,5"]
+    commands = {
+        "rest": [*client, f"--url={server['url']}", f"--out={tmp_path / 'rest.png'}"],
+        "grpc": [*client, f"--grpc={server['grpc']}", "--temperature=0.5",
+                 f"--out={tmp_path / 'grpc.png'}"],
+        "unknown_model": [*client[:3], "--model=nope", f"--url={server['url']}"],
+        "serve_missing": [sys.executable, "-m", "tfvae.serve",
+                          f"--model_base_path={tmp_path / 'nothing'}"],
+    }  # fmt: skip
+    procs = {
+        k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        for k, c in commands.items()
+    }
+    done = {k: (*p.communicate(timeout=600), p.returncode) for k, p in procs.items()}
+    from PIL import Image
+
+    seeds = tf.constant([3, 8, 5], tf.int64)
+    sigs = reference["dpvae"].signatures
+    want = {
+        "rest": sigs["generate"](seed=seeds)["images"].numpy(),
+        "grpc": sigs["generate_with_temperature"](seed=seeds, temperature=tf.constant([0.5] * 3))[
+            "images"
+        ].numpy(),
+    }
+    for key, images in want.items():
+        stdout, stderr, code = done[key]
+        assert code == 0, stderr[-3000:]
+        assert "generate: (3, 28, 28, 1) float32" in stdout
+        for code in ("z0", "z_log_var", "z_mean"):
+            assert f"'{code}': (3, 2)" in stdout.split("encode: ")[1].splitlines()[0], stdout
+        # Three samples tile a 2 x 2 grid, the fourth cell black.
+        grid = np.zeros((56, 56), np.float32)
+        for i, image in enumerate(images):
+            r, c = divmod(i, 2)
+            grid[r * 28 : (r + 1) * 28, c * 28 : (c + 1) * 28] = image[..., 0]
+        png = np.asarray(Image.open(tmp_path / f"{key}.png"))
+        assert png.shape == (56, 56) and png.dtype == np.uint8
+        # tools.client.save_grid's 8-bit encoding of [0, 1] (the smoke models' Gaussian means
+        # stray outside it).
+        np.testing.assert_array_equal(png, np.round(np.clip(grid, 0, 1) * 255), err_msg=key)
+    assert np.abs(want["rest"] - want["grpc"]).max() > 1e-3  # the temperature reached gRPC
+    for key, message in (
+        ("unknown_model", "refused the request: 404: Servable not found"),
+        ("serve_missing", "is not a folder"),
+    ):
+        _, stderr, code = done[key]
+        assert code == 2 and "Traceback" not in stderr, stderr[-3000:]
+        last = stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and message in last, stderr[-3000:]

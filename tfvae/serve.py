@@ -40,9 +40,14 @@ from absl import app, flags, logging
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
+from tfvae import cli
+
 DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_MAX_BATCH = 256
 MAX_BODY_BYTES = 64 << 20
+# What tfvae.export writes next to each SavedModel (tfvae.export.EXPORT_INFO; not imported, so
+# the server loads no tfvae model code).
+TFVAE_EXPORT_INFO = os.path.join("assets.extra", "tfvae_export.json")
 # JSON numbers a float32 holds exactly: integers up to 2^24 - 1 (TF Serving's lossless rule).
 _FLOAT32_MAX_INT = (1 << 24) - 1
 _INT_RANGES = {
@@ -108,6 +113,10 @@ class Servable:
         self.signature_defs = {
             k: v for k, v in meta_graph.signature_def.items() if k in self.signatures
         }
+        # tfvae.export's signatures take one row per example in every input (seed and
+        # temperature, z and seed): their counts are checked before the model runs, with a
+        # message naming the inputs, instead of failing an in-graph assertion.
+        self.rows_match = os.path.exists(os.path.join(path, TFVAE_EXPORT_INFO))
 
     def input_specs(self, signature: str) -> dict:
         if signature not in self.signatures:
@@ -153,6 +162,8 @@ class Servable:
                     f"most {max_batch} per request (--max_batch). Split the request."
                 )
             feeds[alias] = tf.convert_to_tensor(value, spec.dtype)
+        if self.rows_match:
+            _check_row_counts(feeds)
         try:
             outputs = self.signatures[signature](**feeds)
         except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
@@ -173,6 +184,29 @@ class Servable:
             "model_spec": {"name": self.name, "signature_name": "", "version": str(self.version)},
             "metadata": {"signature_def": {"signature_def": defs}},
         }
+
+
+def _check_row_counts(feeds: dict) -> None:
+    """ServingError(400) unless every input has the same number of rows (``seed`` first)."""
+    names = sorted(feeds, key=lambda k: (k != "seed", k))
+    batched = [k for k in names if feeds[k].shape.rank]
+    if len(batched) < 2:
+        return
+    first = batched[0]
+    n = int(feeds[first].shape[0])
+
+    def one(name):
+        return name if feeds[name].shape.rank == 1 else f"row of {name}"
+
+    for other in batched[1:]:
+        m = int(feeds[other].shape[0])
+        if m != n:
+            unit = "values" if feeds[first].shape.rank == 1 else "rows"
+            if n == 1:
+                unit = unit[:-1]
+            raise _bad(
+                f"{first} has {n} {unit} and {other} {m}: give one {one(other)} per {one(first)}."
+            )
 
 
 def _op_error_message(message: str) -> str:
@@ -402,7 +436,7 @@ def _columnar_inputs(inputs, specs: dict) -> dict:
                 "inputs is a plain value/list, but expecting an object as multiple input "
                 f"tensors required as per tensorinfo_map: {{{','.join(names)}}}"
             )
-        return {names[0]: json_to_array(inputs, specs[names[0]].dtype)}
+        return {names[0]: _named_input(inputs, names[0], specs)}
     extra = sorted(set(inputs) - set(names))
     if extra:
         raise _bad(
@@ -413,8 +447,16 @@ def _columnar_inputs(inputs, specs: dict) -> dict:
     for name in names:
         if name not in inputs:
             raise _bad(f"Missing named input: {name} in 'inputs' object.")
-        out[name] = json_to_array(inputs[name], specs[name].dtype)
+        out[name] = _named_input(inputs[name], name, specs)
     return out
+
+
+def _named_input(value, name: str, specs: dict) -> np.ndarray:
+    """``json_to_array`` for input ``name`` of a columnar request; errors name the input."""
+    try:
+        return json_to_array(value, specs[name].dtype)
+    except ServingError as e:
+        raise _bad(f"Failed to process input: {name} of 'inputs'. Error: {e.message}") from None
 
 
 def parse_predict_request(body: bytes, servable: Servable) -> tuple[str, dict, str]:
@@ -701,10 +743,25 @@ def main(argv):
     store = ModelStore(f.model_base_path, model_name=f.model_name)
     grpc_server = None
     if f.grpc_port is not None:
-        grpc_server, grpc_port = make_grpc_server(store, f.host, f.grpc_port, max_batch=f.max_batch)
+        try:
+            grpc_server, grpc_port = make_grpc_server(
+                store, f.host, f.grpc_port, max_batch=f.max_batch
+            )
+        except ImportError as e:
+            raise cli.UserError(
+                f"--grpc_port needs the tensorflow-serving-api package ({e}): "
+                "pip install tensorflow-serving-api==2.21.0, or leave out --grpc_port."
+            ) from None
+        except RuntimeError as e:  # grpc: "Failed to bind to address ..."
+            raise cli.UserError(f"Cannot serve gRPC on {f.host}:{f.grpc_port}: {e}") from None
         grpc_server.start()
         print(f"gRPC on {f.host}:{grpc_port}", flush=True)
-    server = make_server(store, f.host, f.port, max_batch=f.max_batch)
+    try:
+        server = make_server(store, f.host, f.port, max_batch=f.max_batch)
+    except OSError as e:
+        if grpc_server is not None:
+            grpc_server.stop(0)
+        raise cli.UserError(f"Cannot serve REST on {f.host}:{f.port}: {e.strerror or e}.") from None
     models = ", ".join(f"{n} {sorted(v)}" for n, v in sorted(store.models.items()))
     # Tests and scripts read this line to find the port when --port=0.
     print(f"Serving {models} on http://{f.host}:{server.server_port}", flush=True)
@@ -720,4 +777,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

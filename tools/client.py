@@ -1,6 +1,6 @@
 """Client for tfvae models served by TensorFlow Serving (or ``python -m tfvae.serve``).
 
-REST needs only the standard library and numpy; gRPC needs the official
+REST needs numpy (the command line also absl and tfvae.cli); gRPC needs the official
 ``tensorflow-serving-api`` package (``pip install tensorflow-serving-api==2.21.0``, the release
 matching TensorFlow 2.21).
 
@@ -18,14 +18,18 @@ As a library:
 
 Both clients have the same methods; every method returns numpy arrays. A server-side error
 raises ``ServingError`` with the server's message (REST: its HTTP status; gRPC: its status code).
+On the command line a refused request or an unreachable server ends in one ``error:`` line and
+exit status 2 (``tfvae.cli``).
 """
 
-import argparse
 import json
 import urllib.error
 import urllib.request
 
 import numpy as np
+from absl import app, flags
+
+from tfvae import cli
 
 
 class ServingError(RuntimeError):
@@ -247,32 +251,49 @@ def save_grid(images: np.ndarray, path: str) -> None:
     Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(path)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="REST endpoint, e.g. http://localhost:8501")
-    where.add_argument("--grpc", help="gRPC endpoint, e.g. localhost:8500")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--version", type=int, default=None)
-    parser.add_argument("--seeds", default="0,1,2,3,4,5,6,7,8", help="comma-separated ints")
-    parser.add_argument("--temperature", type=float, default=None)
-    parser.add_argument("--out", default=None, help="write a PNG grid of the samples here")
-    args = parser.parse_args(argv)
-    if args.url:
-        client = RestClient(args.url, args.model, args.version)
-    else:
-        client = GrpcClient(args.grpc, args.model, args.version)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    images = client.generate(seeds, args.temperature)
-    codes = client.encode(images)
-    again = client.reconstruct(images)
+def _define_flags():
+    # Defined only when run as a program, so importing this module defines no global flags.
+    flags.DEFINE_string("url", None, "REST endpoint, e.g. http://localhost:8501.")
+    flags.DEFINE_string("grpc", None, "gRPC endpoint, e.g. localhost:8500.")
+    flags.DEFINE_string("model", None, "Model name.")
+    flags.DEFINE_integer("version", None, "Model version (default: the newest served).")
+    flags.DEFINE_list("seeds", ["0", "1", "2", "3", "4", "5", "6", "7", "8"], "Integer seeds.")
+    flags.DEFINE_float("temperature", None, "Sample with this temperature.")
+    flags.DEFINE_string("out", None, "Write a PNG grid of the samples here.")
+    flags.mark_flag_as_required("model")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    f = flags.FLAGS
+    if (f.url is None) == (f.grpc is None):
+        raise cli.UserError("Give the server as exactly one of --url (REST) or --grpc.")
+    try:
+        seeds = [int(s) for s in f.seeds]
+    except ValueError:
+        raise cli.UserError(f"--seeds must be comma-separated integers; got {f.seeds}.") from None
+    where = f.url or f.grpc
+    try:
+        if f.url:
+            client = RestClient(f.url, f.model, f.version)
+        else:
+            client = GrpcClient(f.grpc, f.model, f.version)
+        images = client.generate(seeds, f.temperature)
+        codes = client.encode(images)
+        again = client.reconstruct(images)
+    except ServingError as e:
+        raise cli.UserError(f"{where} refused the request: {e}") from None
+    except urllib.error.URLError as e:
+        raise cli.UserError(f"Cannot reach {where}: {e.reason}") from None
     print(f"generate: {images.shape} {images.dtype}, pixel mean {images.mean():.4f}")
     print("encode:", {k: v.shape for k, v in codes.items()})
     print(f"reconstruct: {again.shape}, mean abs change {np.abs(again - images).mean():.4f}")
-    if args.out and images.ndim == 4:
-        save_grid(images, args.out)
-        print("wrote", args.out)
+    if f.out and images.ndim == 4:
+        save_grid(images, f.out)
+        print("wrote", f.out)
 
 
 if __name__ == "__main__":
-    main()
+    _define_flags()
+    cli.run(main)

@@ -31,6 +31,7 @@ from tfvae.objectives.mask_aae import (
     nac_metric,
     poly_weight_at,
 )
+from tfvae.objectives.wae_mmd import WAEMMD
 from tfvae.priors import build_prior
 from tools import mask_trace
 
@@ -379,3 +380,192 @@ def test_evaluation_metrics_count_active_dims_and_ignore_masked_ones_in_nac():
     assert metrics.nac(codes, np.ones(4, bool)) > 0.5  # the copies, had they been counted
     assert evaluation.METRICS["active_dims"].fn is active_dims_metric
     assert evaluation.METRICS["nac"].fn is nac_metric
+
+
+# ----------------------------------------------------------------------------------------------
+# Each phase's loss against METHODS.md section 6, computed in numpy
+# ----------------------------------------------------------------------------------------------
+# A known linear critic D(u) = u.w + b: its gradient penalty is (||w|| - 1)^2 whatever the
+# interpolation weights, so every loss is a closed form of the encoder's and decoder's outputs.
+W = np.array([1.5, -2.0, 0.5, 1.0])  # ||w|| = 2.78: GP = 3.19
+B_CRITIC = 0.3
+M_VALUES = np.array([0.2, 0.7, 1.5, 3.0], "float32")  # alpha 0.18, 0.50, 0.78, 0.95
+IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def _fixed_model(monkeypatch, cls=MaskAAE, **hparams):
+    """A model with the linear critic and prior samples fixed to ``eps`` (returned)."""
+    critic = keras.Sequential([keras.Input((D,)), keras.layers.Dense(1)], name="mlp_critic")
+    critic.layers[-1].set_weights([W[:, None].astype("float32"), np.array([B_CRITIC], "float32")])
+    model = cls(
+        encoder=networks.build_encoder("mlp", input_shape=SHAPE, out_dim=D, hidden_sizes=(16,)),
+        decoder=networks.build_decoder("mlp", latent_dim=D, output_shape=SHAPE, hidden_sizes=(16,)),
+        **({"adversary": critic} if cls is not WAEMMD else {}),
+        prior=build_prior("standard_normal", D),
+        likelihood=build_likelihood("bernoulli"),
+        latent_dim=D,
+        dataset_size=100,
+        seed=1,
+        **hparams,
+    )
+    rng = np.random.default_rng(5)
+    batches = [
+        tf.constant((rng.random((8, *SHAPE)) > 0.5).astype("float32"))
+        for _ in range(model.batches_per_step)
+    ]
+    model.compile({name: keras.optimizers.RMSprop(1e-3) for name in model.optimizer_names})
+    model.build_all(batches[0])
+    for v in model.encoder.weights + model.decoder.weights:  # fixed, not the global RNG's
+        v.assign(0.5 * rng.standard_normal(v.shape).astype("float32"))
+    # Prior samples away from the codes, so that the critic's gap is far from 0.
+    eps = (rng.standard_normal((8, D)) + np.array([1.0, -1.0, 0.5, 2.0])).astype("float32")
+    monkeypatch.setattr(model.prior, "sample", lambda n, seed: tf.constant(eps[:n]))
+    if cls is MaskAAE:
+        model.latent_mask.m.assign(M_VALUES)
+    return model, batches, eps.astype("float64")
+
+
+def _np(t) -> np.ndarray:
+    return np.asarray(t, "float64")
+
+
+def _bce(x, logits) -> np.ndarray:
+    """Per-example BCE of Bernoulli logits, summed over the data dimensions: [B]."""
+    x, logits = _np(x), _np(logits)
+    return (np.logaddexp(0.0, logits) - x * logits).sum(axis=-1)
+
+
+def _critic(u) -> np.ndarray:
+    return _np(u) @ W + B_CRITIC
+
+
+def _softplus(v):
+    return np.logaddexp(0.0, v)
+
+
+def _phase_losses(model, batches) -> dict:
+    """{phase name: its minimized term [B]} (the first of the repeated critic phases)."""
+    out = {}
+    for phase in model.phases():
+        out.setdefault(phase.optimizer, (phase, phase.loss_fn(batches, False)[phase.loss_key]))
+    return out
+
+
+def test_mask_aae_phase_losses_equal_the_methods_formulas(monkeypatch):
+    model, batches, eps = _fixed_model(monkeypatch)
+    model.step.assign(600)  # d = 4, R = 75: c = (2 / 4) * 2^floor(600 / 300) = 2
+    alpha = 1.0 - np.exp(-_np(M_VALUES))
+    assert np.all((alpha > 0.1) & (alpha < 0.99))  # the mask matters in every dimension
+    gp = (np.linalg.norm(W) - 1.0) ** 2
+    pixels = math.prod(SHAPE)
+    phases = _phase_losses(model, batches)
+    assert [p.optimizer for p in model.phases()] == ["main"] + ["adversary"] * 5 + [
+        "generator",
+        "mask",
+    ]
+
+    def codes(i):  # the encoder's codes of minibatch i: [B, d]
+        return _np(model.encoder(batches[i]))
+
+    def bce(i):  # per-pixel mean BCE of the decoder on the masked codes: [B]
+        logits = model.decoder(tf.constant((codes(i) * alpha).astype("float32")))
+        return _bce(batches[i], logits) / pixels
+
+    # 1. autoencoder: BCE + 100 * mean_j (mean_b z_j - z_bj)^2 exp(-10 alpha_j^2).
+    z = codes(0)
+    variance = ((z.mean(0) - z) ** 2 * np.exp(-10 * alpha**2)).mean(axis=1)
+    expected = bce(0) + 100.0 * variance
+    np.testing.assert_allclose(_np(phases["main"][1]), expected, rtol=1e-5)
+    # 2. critic: D(z alpha) - D(eps alpha) + 10 GP, on minibatch 1.
+    d_codes, d_prior = _critic(codes(1) * alpha), _critic(eps * alpha)
+    assert abs(d_codes.mean() - d_prior.mean()) > 0.5
+    expected = d_codes - d_prior + 10.0 * gp
+    np.testing.assert_allclose(_np(phases["adversary"][1]), expected, rtol=1e-5)
+    # 3. generator (encoder only): -D(z alpha), on minibatch 6.
+    expected = -_critic(codes(6) * alpha)
+    np.testing.assert_allclose(_np(phases["generator"][1]), expected, rtol=1e-5)
+    # 4. mask: 1000 BCE + (1 - (mean D(z alpha) - mean D(eps alpha)))^2
+    #    + c sum_j |(1 - alpha_j) alpha_j|, on minibatch 7.
+    gap = _critic(codes(7) * alpha).mean() - d_prior.mean()
+    poly = np.sum(np.abs((1 - alpha) * alpha))
+    assert abs(gap) > 0.5 and poly > 0.5
+    expected = 1000.0 * bce(7) + (1.0 - gap) ** 2 + 2.0 * poly
+    np.testing.assert_allclose(_np(phases["mask"][1]), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("adversarial_loss", ["wgan_gp", "gan"])
+def test_aae_phase_losses_equal_their_formulas(monkeypatch, adversarial_loss):
+    model, batches, eps = _fixed_model(
+        monkeypatch, AAE, adversarial_loss=adversarial_loss, adversary_steps=2
+    )
+    gp = (np.linalg.norm(W) - 1.0) ** 2
+    phases = _phase_losses(model, batches)
+    z = [_np(model.encoder(x)) for x in batches]  # no mask: the critic sees z and eps
+    logits = model.decoder(tf.constant(z[0].astype("float32")))
+    recon = _bce(batches[0], logits) / math.prod(SHAPE)
+    np.testing.assert_allclose(_np(phases["main"][1]), recon, rtol=1e-5)
+    d_codes, d_prior = _critic(z[1]), _critic(eps)
+    d_gen = _critic(z[3])
+    assert np.abs(d_codes).mean() > 0.5 and np.abs(d_gen).mean() > 0.5
+    if adversarial_loss == "wgan_gp":
+        adversary = d_codes - d_prior  # mean D(z) - mean D(eps)
+        generator = -d_gen  # -mean D(z)
+    else:  # BCE over prior samples labelled 1 and codes labelled 0, D on logits
+        adversary = 0.5 * (_softplus(-d_prior) + _softplus(d_codes))
+        generator = _softplus(-d_gen)  # BCE(D(z), 1)
+    np.testing.assert_allclose(_np(phases["adversary"][1]), adversary + 10.0 * gp, rtol=1e-5)
+    np.testing.assert_allclose(_np(phases["generator"][1]), generator, rtol=1e-5)
+    terms = model.adversary_terms(batches[1], False)
+    np.testing.assert_allclose(_np(terms["wasserstein"]), d_prior - d_codes, rtol=1e-5)
+    np.testing.assert_allclose(_np(terms["gradient_penalty"]), gp, rtol=1e-5)
+
+
+def _mmd_np(a, b, scales=IMQ_SCALES) -> float:
+    """Unbiased MMD^2 by its definition: sum_s [mean_{i != j} k(a_i, a_j) + mean_{i != j}
+    k(b_i, b_j) - 2 mean_{i, j} k(a_i, b_j)], k = C / (C + ||u - v||^2), C = 2 d s."""
+    a, b = _np(a), _np(b)
+    n, m, d = len(a), len(b), a.shape[1]
+    total = 0.0
+    for s in scales:
+        c = 2.0 * d * s
+
+        def k(u, v, c=c):
+            return c / (c + np.sum((u - v) ** 2))
+
+        total += sum(k(a[i], a[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+        total += sum(k(b[i], b[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+        total -= 2.0 * sum(k(a[i], b[j]) for i in range(n) for j in range(m)) / (n * m)
+    return total
+
+
+def test_mmd_imq_equals_the_closed_form_with_seven_scales():
+    # Unit square corners: within-sample distances 1, across 1, 2, 2, 1; d = 2, C = 4 s, so
+    # MMD = sum_s [k(1) + k(1) - 2 (2 k(1) + 2 k(2)) / 4] = sum_s [4s/(4s + 1) - 4s/(4s + 2)].
+    a = tf.constant([[0.0, 0.0], [1.0, 0.0]])
+    b = tf.constant([[0.0, 1.0], [1.0, 1.0]])
+    by_hand = sum(4 * s / (4 * s + 1) - 4 * s / (4 * s + 2) for s in IMQ_SCALES)
+    # .1190 + .1587 + .1667 + .1333 + .0889 + .0433 + .0232
+    assert by_hand == pytest.approx(0.7332, abs=1e-4)
+    assert float(losses.mmd_imq(a, b)) == pytest.approx(by_hand, rel=1e-6)
+    assert losses.WAE_IMQ_SCALES == IMQ_SCALES
+    # Unequal sizes (3 against 2 points, d = 3): the unbiased within-sample normalizations.
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 3)), rng.standard_normal((2, 3)) + 1.0
+    value = float(losses.mmd_imq(tf.constant(a, tf.float32), tf.constant(b, tf.float32)))
+    np.testing.assert_allclose(value, _mmd_np(a, b), rtol=1e-5)
+    # Identical samples: the U-statistic is below 0 (diagonals excluded), not exactly 0.
+    assert float(losses.mmd_imq(tf.constant(a, tf.float32), tf.constant(a, tf.float32))) < 0
+
+
+def test_wae_mmd_loss_is_recon_plus_lambda_mmd(monkeypatch):
+    model, batches, eps = _fixed_model(monkeypatch, WAEMMD, lambda_=3.0)
+    assert model.kernel_scales == IMQ_SCALES
+    x = batches[0]
+    terms = model.phases()[0].loss_fn(batches, False)
+    z = _np(model.encoder(x))
+    recon = _bce(x, model.decoder(tf.constant(z.astype("float32"))))  # summed over pixels
+    mmd = _mmd_np(z, eps)
+    assert abs(mmd) > 0.05
+    np.testing.assert_allclose(_np(terms["recon"]), recon, rtol=1e-5)
+    np.testing.assert_allclose(float(terms["mmd"]), mmd, rtol=1e-4)
+    np.testing.assert_allclose(_np(terms["loss"]), recon + 3.0 * mmd, rtol=1e-5)

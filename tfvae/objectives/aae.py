@@ -16,7 +16,8 @@ Each training step runs three phases in turn, each with its own optimizer and va
 2. adversary (``adversary``), ``adversary_steps`` updates, each on its own minibatch, as in
    WGAN-GP's Algorithm 1. With eps ~ p(z) and z = E(x):
    ``wgan_gp``: mean D(z) - mean D(eps) + gp_weight * GP   (D: a critic of W1(p(z), q(z)));
-   ``gan``:     BCE(D(eps), 1) + BCE(D(z), 0)               (D: logits of "prior sample");
+   ``gan``:     (BCE(D(eps), 1) + BCE(D(z), 0)) / 2         (D: logits of "prior sample";
+                the BCE over the prior samples and codes together, labelled 1 and 0);
 3. generator (``generator``; encoder only): ``wgan_gp``: -mean D(z); ``gan``: BCE(D(z), 1)
    (the non-saturating generator loss).
 
@@ -123,7 +124,7 @@ class AAE(AdversarialAutoencoder):
         if self.adversarial_loss == "wgan_gp":
             loss = d_codes - d_prior  # its mean: mean D(z) - mean D(eps)
         else:
-            # BCE(D(eps), 1) + BCE(D(z), 0), D on logits: softplus(-l) = -log sigmoid(l).
+            # (BCE(D(eps), 1) + BCE(D(z), 0)) / 2, D on logits: softplus(-l) = -log sigmoid(l).
             loss = 0.5 * (tf.nn.softplus(-d_prior) + tf.nn.softplus(d_codes))
         loss += self.gradient_penalty_weight * gp
         return {"adversary_loss": loss, "wasserstein": d_prior - d_codes, "gradient_penalty": gp}

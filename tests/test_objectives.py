@@ -41,12 +41,12 @@ def _config(objective: str, prior: str):
     return config
 
 
-def _build(objective, prior, batch_size=8):
-    config = _config(objective, prior)
-    model = build_model(config, SHAPE, dataset_size=1000)
+def _build(objective, prior, batch_size=8, config=None, shape=SHAPE):
+    config = config or _config(objective, prior)
+    model = build_model(config, shape, dataset_size=1000)
     model.compile(build_optimizers(config, model))
     x = tf.cast(
-        keras.random.uniform((batch_size * model.batches_per_step, *SHAPE), seed=0) > 0.5,
+        keras.random.uniform((batch_size * model.batches_per_step, *shape), seed=0) > 0.5,
         tf.float32,
     )
     model.build_all(x)
@@ -78,20 +78,46 @@ def test_one_step_gives_finite_terms_and_trains_the_networks(objective, prior):
     assert int(model.step.numpy()) == 1
 
 
-@pytest.mark.parametrize("objective,prior", CASES)
-def test_each_phase_moves_only_its_variables(objective, prior):
-    model, x = _build(objective, prior)
+def _assert_phases_isolated(model, x, label):
+    """Each phase changes no variable, trainable or not (batch-norm statistics), of a network it
+    does not train; the step counter and the random state are the model's own bookkeeping."""
+    nets = [model.encoder, model.decoder, model.prior, getattr(model, "adversary", None)]
+    bookkeeping = {id(model.step), id(model.seed_generator.state)}
+    everything = [v for v in model.variables if id(v) not in bookkeeping]
     batches = model._split(x)
-    everything = model.trainable_variables
     for phase in model.phases():
         own = {id(v) for v in phase.variables()}
+        for net in filter(None, nets):
+            if own & {id(v) for v in net.trainable_variables}:
+                own |= {id(v) for v in net.variables}
         before = _snapshot(everything)
         tf.function(lambda b, phase=phase: model.apply_phase(phase, b))(batches)
         moved = _changed(before, everything)
         for m, v in zip(moved, everything, strict=True):
             if id(v) not in own:
-                assert not m, f"{objective}: phase {phase.loss_key!r} moved {v.path}"
+                assert not m, f"{label}: phase {phase.loss_key!r} moved {v.path}"
         assert any(m for m, v in zip(moved, everything, strict=True) if id(v) in own)
+
+
+@pytest.mark.parametrize("objective,prior", CASES)
+def test_each_phase_moves_only_its_variables(objective, prior):
+    model, x = _build(objective, prior)
+    _assert_phases_isolated(model, x, objective)
+
+
+def test_factor_vae_discriminator_step_keeps_the_encoders_batch_norm_statistics():
+    # The svhn/celeba presets' conv stacks have batch norm: its moving statistics are encoder
+    # variables that the discriminator's update must not move either.
+    config = _config("factor_vae", "standard_normal")
+    with config.unlocked():
+        config.model.encoder.name, config.model.encoder.options = "svhn_conv", {}
+    model, x = _build("factor_vae", "standard_normal", config=config, shape=(32, 32, 3))
+    statistics = model.encoder.non_trainable_variables
+    assert statistics and all("moving" in v.path for v in statistics)
+    before = _snapshot(statistics)
+    _assert_phases_isolated(model, x, "factor_vae/svhn_conv")
+    # The VAE update runs in training mode: it does move them.
+    assert all(_changed(before, statistics))
 
 
 def test_decoupled_prior_is_trained_by_the_kl_term():

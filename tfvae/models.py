@@ -11,6 +11,7 @@ An objective implements ``loss_terms(batches, training) -> dict[str, Tensor]``: 
 ``terms`` tuple. The base reduces each term once, with a mean over the minibatch.
 """
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 
@@ -37,6 +38,22 @@ class Phase:
     variables: Callable[[], list]
     loss_key: str = "loss"
     repeats: int = 1
+
+
+@contextlib.contextmanager
+def unchanged(variables: Sequence):
+    """Restores ``variables`` on exit: a network run in training mode inside keeps its state.
+
+    An adversary's phase encodes in training mode (codes as the autoencoder's phase sees them)
+    but must not move the encoder: batch norm would update its moving statistics. Reads happen
+    before and restores after the body, in program order (``tf.function`` orders operations on
+    the same variable).
+    """
+    variables = list(variables)
+    saved = [tf.identity(v) for v in variables]
+    yield
+    for v, value in zip(variables, saved, strict=True):
+        v.assign(value)
 
 
 class Autoencoder(keras.Model):

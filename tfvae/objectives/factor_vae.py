@@ -4,14 +4,15 @@ Reference: Kim & Mnih. Disentangling by Factorising. ICML 2018, Algorithm 2.
 TC(z) ~ logit_0(D(z)) - logit_1(D(z)), where D classifies codes of q(z) (class 0) against codes
 of prod_j q(z_j) (class 1, dimension-wise permuted codes of a second, independent minibatch).
 The VAE update moves only encoder, decoder and prior; the discriminator update (its own
-optimizer, codes behind ``stop_gradient``) moves only the discriminator.
+optimizer, codes behind ``stop_gradient``, the encoder's batch-norm statistics restored) moves
+only the discriminator.
 dpVAE authors' MNIST setting: gamma 1000, batch 24, both learning rates 1e-4.
 """
 
 import tensorflow as tf
 
 from tfvae import losses
-from tfvae.models import AdversarialAutoencoder, Phase
+from tfvae.models import AdversarialAutoencoder, Phase, unchanged
 
 
 class FactorVAE(AdversarialAutoencoder):
@@ -35,8 +36,11 @@ class FactorVAE(AdversarialAutoencoder):
         return {"loss": loss, "recon": parts["recon"], "kl": parts["kl"], "tc": tc}
 
     def adversary_terms(self, batches, training):
-        z = tf.stop_gradient(self.posterior_sample(batches[0], training)["z"])  # [B, d]
-        z_other = tf.stop_gradient(self.posterior_sample(batches[1], training)["z"])
+        # Training-mode codes, as the VAE update sees them, with every encoder variable left as
+        # it was: batch norm would otherwise move its statistics in the discriminator's update.
+        with unchanged(self.encoder.non_trainable_variables):
+            z = tf.stop_gradient(self.posterior_sample(batches[0], training)["z"])  # [B, d]
+            z_other = tf.stop_gradient(self.posterior_sample(batches[1], training)["z"])
         z_perm = losses.permute_dims(z_other, self.seed_generator)  # ~ prod_j q(z_j)
         logits_q = self.adversary(z, training=training)  # [B, 2]
         logits_perm = self.adversary(z_perm, training=training)

@@ -15,6 +15,9 @@ It writes
     <out>/figure4.png                 FID against m per model (left axis) and the discovered
                                       size against m (right axis), with the true n dashed
 
+``--config_args=smoke`` (4 steps, small networks) with ``--num_samples=64 --jit_compile=false``
+checks the whole pipeline in about a minute, saying nothing of quality.
+
 Resumable: training resumes from each workdir's checkpoint and a (model, m) whose results were
 recorded at its final step is not evaluated again; re-run the same command after a stop.
 
@@ -26,12 +29,17 @@ discovered size to stay near n for every m >= n.
 
 import csv
 import json
+import math
 import os
 import sys
 
 from absl import app, flags
 
+from tfvae import cli
+
 FLAGS = flags.FLAGS
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JIT_CHOICES = ("config", "true", "false")
 
 
 def define_flags():
@@ -50,6 +58,16 @@ def define_flags():
     flags.DEFINE_integer("num_samples", 10_000, "Generated samples for the FID.")
     flags.DEFINE_list(
         "mask_aae_args", [], "Extra config arguments of the mask_aae runs, e.g. lr_drop=1."
+    )
+    flags.DEFINE_list(
+        "config_args", [], "Extra config arguments of every run, e.g. smoke (a quick check)."
+    )
+    flags.DEFINE_enum(
+        "jit_compile",
+        "config",
+        list(JIT_CHOICES),
+        "XLA for training: each config's own setting, or forced on or off (off compiles faster "
+        "for very short runs).",
     )
     flags.DEFINE_string(
         "inception_weights", None, "InceptionV3 Keras weights for image FID (default: classifier)."
@@ -71,7 +89,16 @@ def load_results(out: str) -> dict:
     if not os.path.exists(path):
         return {}
     with open(path) as f:
-        return json.load(f)
+        results = json.load(f)
+    for runs in results.get("runs", {}).values():  # earlier versions wrote an undefined NAC as NaN
+        for row in runs.values():
+            row["nac"] = _finite_or_none(row.get("nac"))
+    return results
+
+
+def _finite_or_none(value: float) -> float | None:
+    """NaN (an undefined metric) as JSON null: results.json stays standard JSON."""
+    return None if value is None or math.isnan(value) else value
 
 
 def save_results(out: str, results: dict) -> None:
@@ -79,27 +106,42 @@ def save_results(out: str, results: dict) -> None:
     os.makedirs(out, exist_ok=True)
     tmp = os.path.join(out, RESULTS + ".tmp")
     with open(tmp, "w") as f:
-        json.dump(results, f, indent=2, sort_keys=True)
+        json.dump(results, f, indent=2, sort_keys=True, allow_nan=False)
     os.replace(tmp, os.path.join(out, RESULTS))
     with open(os.path.join(out, "results.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["model", "m", "fid", "discovered", "nac", "step"])
         for model, runs in sorted(results.get("runs", {}).items()):
             for m, r in sorted(runs.items(), key=lambda kv: int(kv[0])):
-                writer.writerow([model, m, r["fid"], r["discovered"], r["nac"], r["step"]])
+                nac = "" if r["nac"] is None else r["nac"]
+                writer.writerow([model, m, r["fid"], r["discovered"], nac, r["step"]])
 
 
-def run_one(model: str, m: int, *, out: str, dataset: str, n: int, options) -> dict:
+def run_one(
+    model: str,
+    m: int,
+    *,
+    out: str,
+    dataset: str,
+    n: int,
+    options,
+    num_steps: int | None = None,
+    config_args=(),
+    mask_aae_args=(),
+    jit_compile: str = "config",
+) -> dict:
     """Trains (or resumes) one run and evaluates it; returns its results row."""
     from tfvae import evaluation, trainer
     from tfvae.config_loader import load_config
 
-    extra = FLAGS.mask_aae_args if model == "mask_aae" else ()
+    extra = [*config_args, *(mask_aae_args if model == "mask_aae" else ())]
     arg = config_arg(dataset, m, n, extra)
-    config = load_config(os.path.join("configs", f"{model}.py") + ":" + arg)
-    if FLAGS.num_steps is not None:
-        with config.unlocked():
-            config.train.num_steps = FLAGS.num_steps
+    config = load_config(os.path.join(REPO, "configs", f"{model}.py") + ":" + arg)
+    with config.unlocked():
+        if num_steps is not None:
+            config.train.num_steps = num_steps
+        if jit_compile != "config":
+            config.train.jit_compile = jit_compile == "true"
     workdir = os.path.join(out, model, f"m{m}")
     trainer.train_and_evaluate(config, workdir)
     report = evaluation.evaluate_workdir(workdir, options)
@@ -108,18 +150,20 @@ def run_one(model: str, m: int, *, out: str, dataset: str, n: int, options) -> d
         "fid": float(scalars["fid"]),
         # Without a mask every dimension reaches the decoder.
         "discovered": float(scalars.get("active_dims", m)),
-        "nac": float(scalars.get("nac", float("nan"))),
+        "nac": _finite_or_none(float(scalars.get("nac", float("nan")))),
         "step": int(report["step"]),
         "workdir": workdir,
     }
 
 
-def plot_figure4(results: dict, path: str) -> None:
-    """FID against m per model (left) and discovered size against m (right axis)."""
+def plot_figure4(results: dict, path: str):
+    """FID against m per model (left) and discovered size against m (right axis, integer
+    ticks); returns the (closed) figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     right = ax.twinx()
@@ -144,6 +188,7 @@ def plot_figure4(results: dict, path: str) -> None:
     ax.set_yscale("log")  # FID spans orders of magnitude across m
     ax.set_ylabel("FID (log scale)")
     right.set_ylabel("active dimensions")
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count of dimensions
     handles = ax.get_legend_handles_labels()
     more = right.get_legend_handles_labels()
     ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="upper center")
@@ -151,46 +196,103 @@ def plot_figure4(results: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return fig
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    sys.path.insert(0, ".")  # configs import ``configs.common``
+def sweep(
+    out: str,
+    *,
+    dataset: str,
+    n: int,
+    ms,
+    models,
+    num_steps: int | None = None,
+    num_samples: int = 10_000,
+    config_args=(),
+    mask_aae_args=(),
+    inception_weights: str | None = None,
+    jit_compile: str = "config",
+) -> dict:
+    """Trains and evaluates every (model, m) not yet recorded, writes results.json, results.csv
+    and figure4.png under ``out``; returns the results."""
     from tfvae import evaluation
 
-    out, dataset = FLAGS.out, FLAGS.dataset
-    n = FLAGS.n if dataset == "manifold" else None
+    if jit_compile not in JIT_CHOICES:
+        raise ValueError(f"jit_compile must be one of {JIT_CHOICES}, got {jit_compile!r}.")
+    ms = [int(v) for v in ms]
+    if not ms or min(ms) < 1:
+        raise ValueError(f"Starting latent sizes m must be positive integers, got {ms}.")
+    n = n if dataset == "manifold" else None
     options = evaluation.EvalOptions(
         metrics=("fid", "active_dims", "nac"),
-        num_fid=FLAGS.num_samples,
-        inception_weights=FLAGS.inception_weights,
+        num_fid=num_samples,
+        inception_weights=inception_weights,
         verbose=False,
     )
     results = load_results(out)
-    setting = {"dataset": dataset, "n": n, "mask_aae_args": list(FLAGS.mask_aae_args)}
-    previous = {"mask_aae_args": [], **{k: results[k] for k in setting if k in results}}
+    setting = {
+        "dataset": dataset,
+        "n": n,
+        "mask_aae_args": list(mask_aae_args),
+        "config_args": list(config_args),
+    }
+    previous = {
+        "mask_aae_args": [],
+        "config_args": [],
+        **{k: results[k] for k in setting if k in results},
+    }
     if results and previous != setting:
         raise ValueError(
             f"{out} holds a sweep of {previous}; this is {setting}. Use another --out."
         )
     results.update(setting)
     runs = results.setdefault("runs", {})
-    for model in FLAGS.models:
-        for m in (int(v) for v in FLAGS.m):
+    for model in models:
+        for m in ms:
             done = runs.get(model, {}).get(str(m))
-            if done is not None and FLAGS.num_steps in (None, done["step"]):
+            if done is not None and num_steps in (None, done["step"]):
                 continue  # trained to the end and evaluated by an earlier invocation
             print(f"== {model}, m = {m}", flush=True)
-            row = run_one(model, m, out=out, dataset=dataset, n=FLAGS.n, options=options)
+            row = run_one(
+                model,
+                m,
+                out=out,
+                dataset=dataset,
+                n=n,
+                options=options,
+                num_steps=num_steps,
+                config_args=config_args,
+                mask_aae_args=mask_aae_args,
+                jit_compile=jit_compile,
+            )
             runs.setdefault(model, {})[str(m)] = row
             save_results(out, results)
             print(f"   FID {row['fid']:.3f}, discovered {row['discovered']:.0f}", flush=True)
     save_results(out, results)
     plot_figure4(results, os.path.join(out, "figure4.png"))
     print(f"wrote {os.path.join(out, 'figure4.png')}")
+    return results
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    sys.path.insert(0, REPO)  # configs import ``configs.common``
+    sweep(
+        FLAGS.out,
+        dataset=FLAGS.dataset,
+        n=FLAGS.n,
+        ms=FLAGS.m,
+        models=FLAGS.models,
+        num_steps=FLAGS.num_steps,
+        num_samples=FLAGS.num_samples,
+        config_args=FLAGS.config_args,
+        mask_aae_args=FLAGS.mask_aae_args,
+        inception_weights=FLAGS.inception_weights,
+        jit_compile=FLAGS.jit_compile,
+    )
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -5,6 +5,9 @@ gradient (1 - 2 alpha) e^-m pushes alpha to the nearer of 0 and 1; the WGAN-GP p
 linear critic u -> w.u is (||w|| - 1)^2 and finite at w = 0; the variance penalty weights each
 dimension's spread by exp(-10 alpha^2); each of the four optimizers moves only its own
 variables; c and the learning rates follow the authors' schedules and survive a checkpoint.
+Each phase's loss (MaskAAE's four, AAE's under both adversarial losses, WAE-MMD's) equals its
+METHODS.md formula computed in numpy for a known linear critic and fixed prior samples, and the
+IMQ MMD equals a closed form worked out by hand.
 The manifold data's Jacobian rank is tested in tests/test_data.py; every config's Fashion-MNIST
 smoke run in tests/test_training.py.
 """

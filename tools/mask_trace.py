@@ -16,6 +16,8 @@ import os
 import numpy as np
 from absl import app, flags
 
+from tfvae import cli
+
 TAG = "train/alpha_values"
 THRESHOLD = 0.1
 
@@ -53,19 +55,23 @@ def read_trace(workdir: str, tag: str = TAG) -> tuple[np.ndarray, np.ndarray]:
     return steps, np.stack([by_step[s] for s in steps]).astype(np.float32)
 
 
-def plot_traces(workdirs: list[str], path: str, threshold: float = THRESHOLD) -> None:
-    """One panel per workdir: alpha_j against the step for every j, and the threshold."""
+def plot_traces(workdirs: list[str], path: str, threshold: float = THRESHOLD):
+    """One panel per workdir: alpha_j against the step for every j, and the threshold; writes
+    the figure to ``path`` and returns it (closed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(
         1, len(workdirs), figsize=(5 * len(workdirs), 3.6), squeeze=False, sharey=True
     )
     for ax, workdir in zip(axes[0], workdirs, strict=True):
         steps, alpha = read_trace(workdir)
-        ax.plot(steps, alpha, linewidth=0.8)
+        # Markers while the points are few: a run that logged once is a point, not nothing.
+        ax.plot(steps, alpha, linewidth=0.8, marker="o" if len(steps) <= 30 else None, ms=3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps
         ax.axhline(threshold, color="k", linestyle="--", linewidth=0.8)
         active = int((alpha[-1] >= threshold).sum())
         ax.set_title(
@@ -80,20 +86,29 @@ def plot_traces(workdirs: list[str], path: str, threshold: float = THRESHOLD) ->
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return fig
+
+
+def trace(workdirs: list[str], out: str | None = None) -> str:
+    """Writes ``mask_trace.npz`` into every workdir and the figure (default
+    ``<first workdir>/figures/mask_trace.png``); returns the figure's path."""
+    if not workdirs:
+        raise ValueError("Give one or more MaskAAE workdirs.")
+    for workdir in workdirs:
+        steps, alpha = read_trace(workdir)
+        np.savez(os.path.join(workdir, "mask_trace.npz"), step=steps, alpha=alpha)
+    out = out or os.path.join(workdirs[0], "figures", "mask_trace.png")
+    plot_traces(workdirs, out)
+    return out
 
 
 def main(argv):
     workdirs = argv[1:]
     if not workdirs:
         raise app.UsageError("Give one or more MaskAAE workdirs.")
-    for workdir in workdirs:
-        steps, alpha = read_trace(workdir)
-        np.savez(os.path.join(workdir, "mask_trace.npz"), step=steps, alpha=alpha)
-    out = FLAGS.out or os.path.join(workdirs[0], "figures", "mask_trace.png")
-    plot_traces(workdirs, out)
-    print(f"wrote {out}")
+    print(f"wrote {trace(workdirs, FLAGS.out)}")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

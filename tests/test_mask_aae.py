@@ -356,6 +356,16 @@ def test_config_arguments_set_sizes_and_schedules():
     # The authors' code scales the loss instead, which RMSProp cancels: no effective drop.
     assert tuple(_config("mask_aae", "lr_drop=1").optimizers.mask.schedule.multipliers) == (1, 1)
     assert c.model.encoder.options.hidden_sizes == (1024,) * 4 and c.train.batch_size == 64
+    # R= replaces the authors' interval everywhere it is used: c, the drop, the step budget.
+    slow = _config("mask_aae", "manifold,n=4,m=16,R=300")
+    assert slow.hparams.schedule_interval == 300
+    assert list(slow.optimizers.mask.schedule.boundaries) == [5 * 300]
+    # c: 2/16 doubles 14 times to 2048, every 4R steps, then 4R more.
+    assert slow.train.num_steps == 4 * 300 * 14 + 4 * 300
+    assert _config("wae_mmd", "manifold,n=4,m=16,R=300").train.num_steps == slow.train.num_steps
+    assert _config("mask_aae", "manifold,n=4,m=16").train.num_steps == 4 * 75 * 15
+    with pytest.raises(ValueError, match="R= .* must be >= 1"):
+        _config("mask_aae", "manifold,R=0")
     with pytest.raises(ValueError, match="manifold data only"):
         _config("aae", "n=4")
     with pytest.raises(ValueError, match="supports datasets"):

@@ -14,6 +14,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -22,7 +24,7 @@ from absl import flags
 from PIL import Image
 
 from tests.smoke import smoke_root, smoke_workdir
-from tfvae import evaluate, evaluation, trainer
+from tfvae import cli, evaluate, evaluation, metrics, trainer
 from tools import reproduce
 
 CONFIGS = ("configs/vae.py", "configs/dpvae.py")
@@ -176,10 +178,58 @@ def test_reproduce_resumes_without_retraining_or_reevaluating(run, monkeypatch):
 
     monkeypatch.setattr(trainer, "train_and_evaluate", fail)
     monkeypatch.setattr(evaluation, "evaluate_workdir", fail)
+    options = _options(run["cache"], metrics=BUILTIN)
     table = reproduce.reproduce(
-        CONFIGS, dataset="fashion_mnist", steps=4, seed=0, out=run["out"], options=None, smoke=True
+        CONFIGS,
+        dataset="fashion_mnist",
+        steps=4,
+        seed=0,
+        out=run["out"],
+        options=options,
+        smoke=True,
     )
     assert table == run["table"]
+    # Without --steps, --smoke keeps the smoke preset's 4 steps: the same finished runs.
+    table = reproduce.reproduce(
+        CONFIGS, dataset="fashion_mnist", steps=None, seed=0, out=run["out"], options=options,
+        smoke=True,
+    )  # fmt: skip
+    assert table == run["table"]
+
+
+def test_reproduce_flags_reach_the_evaluation_options():
+    fv = flags.FlagValues()
+    reproduce.define_flags(fv)
+    fv(["reproduce", "--out=/tmp/x", "--smoke", "--metrics=skl,nll", "--nll_chunk=3",
+        "--classifier_steps=7", "--num_samples=50", "--nll_samples=5"])  # fmt: skip
+    assert fv.steps is None  # each config's own num_steps (4 under --smoke)
+    o = reproduce.options_from_flags(fv)
+    assert (o.metrics, o.nll_chunk, o.classifier_steps) == (("skl", "nll"), 3, 7)
+    assert (o.num_fid, o.num_skl, o.num_nll, o.nll_samples) == (50, 50, 50, 5)
+    fv.nll_chunk = 0
+    with pytest.raises(cli.UserError, match="^--nll_chunk must be >= 1, got 0"):
+        reproduce.options_from_flags(fv)
+
+
+def test_reproduce_evaluates_only_the_missing_metrics_of_an_evaluated_workdir(
+    run, tmp_path, monkeypatch
+):
+    out = str(tmp_path / "partial")
+    shutil.copytree(os.path.join(run["out"], "dpvae"), os.path.join(out, "dpvae"))
+    report = _report(run, "dpvae")
+    evaluated = []
+
+    def fake_evaluate(workdir, options):
+        evaluated.append(options.metrics)
+        return report
+
+    monkeypatch.setattr(trainer, "train_and_evaluate", lambda *a: pytest.fail("retrained"))
+    monkeypatch.setattr(evaluation, "evaluate_workdir", fake_evaluate)
+    options = _options(run["cache"], metrics=("skl", "collapse", "nll"))
+    reproduce.reproduce(
+        CONFIGS[1:], dataset="fashion_mnist", steps=4, seed=0, out=out, options=options, smoke=True
+    )
+    assert evaluated == [("collapse",)]  # skl and nll are in its metrics.json already
 
 
 def test_reproduce_evaluates_a_trained_but_unevaluated_workdir(run, tmp_path, monkeypatch):
@@ -260,7 +310,8 @@ def test_cli_runs_selected_and_registered_metrics_and_merges(run, monkeypatch):
     counts = (options.num_fid, options.num_skl, options.num_nll, options.nll_samples)
     assert counts == (100, 100, 100, 7)
     after = evaluate.run(fv)
-    assert after["options"]["metrics"] == ["skl", "latent_size", "never"]
+    assert after["options"]["skl"]["metrics"] == ["skl", "latent_size", "never"]
+    assert after["options"]["fid"] == before["options"]["fid"]  # fid's own run
     assert after["metrics"]["latent_size"] == 2.0
     assert after["skipped"]["never"] == "not for this model"
     assert after["details"]["skl"]["num_samples"] == 100  # re-measured on 100 samples
@@ -289,3 +340,227 @@ def test_metrics_that_do_not_apply_are_skipped_with_their_reason(run, dp_exp, mo
     assert math.isfinite(report["metrics"]["skl"])
     assert report["details"]["grids"]["skipped_figures"].keys() == {"lp_samples"}
     assert {"samples", "hp_samples", "reconstructions"} <= set(report["figures"])
+
+
+# ----------------------------------------------------------------------------------------------
+# The quantities of a decoupled-prior model, recomputed from its prior maps
+# ----------------------------------------------------------------------------------------------
+def _log_q(z, z_mean, z_log_var):
+    """log q(z) of the aggregate posterior, written out in numpy: [M]."""
+    z, mean, log_var = (np.asarray(a, np.float64) for a in (z, z_mean, z_log_var))
+    sq = (z[:, None, :] - mean[None]) ** 2 / np.exp(log_var)[None]  # [M, N, d]
+    log_n = -0.5 * np.sum(np.log(2 * np.pi) + log_var[None] + sq, axis=-1)  # [M, N]
+    top = log_n.max(axis=1)
+    return top + np.log(np.exp(log_n - top[:, None]).sum(axis=1)) - np.log(len(mean))
+
+
+def _recording_decode(ctx):
+    """Makes ``ctx.decode`` record the codes it decodes; returns the list they go into."""
+    calls, decode = [], ctx.decode
+
+    def record(z, label=None, seed=0):
+        calls.append(np.array(z))
+        return decode(z, label=label, seed=seed)
+
+    ctx.decode = record
+    return calls
+
+
+def _rows(a):
+    """The rows of ``a`` in lexicographic order, to compare sets of codes."""
+    a = np.asarray(a)
+    return a[np.lexsort(a.T[::-1])]
+
+
+def test_dp_skl_leakage_and_interpolations_use_the_prior_map_g(run, dp_exp, monkeypatch):
+    prior = dp_exp.model.prior
+    ctx = evaluation.EvalContext(dp_exp, _options(run["cache"]))
+    z = ctx.posterior_samples()
+    z0 = prior.to_z0(tf.constant(z)).numpy()
+    assert np.abs(z0 - z).mean() > 0.1  # g is far from the identity: z and z0 differ
+
+    # sKL between N(0, I) and the posterior samples mapped by g.
+    p = np.random.default_rng([0, evaluation._PRIOR_STREAM]).standard_normal(z.shape)
+    expected = metrics.knn_kl_divergence(p, z0) + metrics.knn_kl_divergence(z0, p)
+    in_z = metrics.knn_kl_divergence(p, z) + metrics.knn_kl_divergence(z, p)
+    skl = evaluation.skl_metric(ctx).scalars["skl"]
+    assert skl == pytest.approx(expected, rel=1e-4) and abs(in_z - expected) > 1e-3
+
+    # Leakage: l(z) = log N(g(z); 0, I), and the mean log q(z) of the samples below tau.
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    details = evaluation.leakage_metric(ctx).details
+    taus = evaluation.default_leakage_thresholds(2, 20)
+    base = -0.5 * np.sum(z0**2 + np.log(2 * np.pi), axis=1)
+    log_q = _log_q(z, *ctx.aggregate_encoding())
+    fraction = [(base < tau).mean() for tau in taus]
+    mean_log_q = [log_q[base < tau].mean() if (base < tau).any() else np.nan for tau in taus]
+    np.testing.assert_allclose(details["threshold"], taus)
+    np.testing.assert_allclose(details["fraction"], fraction, atol=1e-6)
+    got = np.array(details["mean_log_q"], dtype=float)
+    np.testing.assert_allclose(got, mean_log_q, rtol=1e-4, equal_nan=True)
+    in_z = [(-0.5 * np.sum(z**2 + np.log(2 * np.pi), axis=1) < tau).mean() for tau in taus]
+    assert np.abs(np.subtract(in_z, fraction)).max() > 0.05
+    # Both panels of the plot span the same thresholds.
+    left, right = figures[-1].axes
+    assert left.get_xlim() == right.get_xlim() == pytest.approx((taus[0], taus[-1]))
+
+    # Interpolations: linear in z0 between the encoded endpoints, mapped to z by g^-1. The
+    # smoke model encodes every image near 0, where g is nearly affine: endpoints far apart
+    # (z0 on a circle of radius 2) make a straight line in z differ from it.
+    o = ctx.options
+    angles = np.linspace(0, 2 * np.pi, 2 * o.num_interpolations, endpoint=False)
+    ends = (2.0 * np.stack([np.cos(angles), np.sin(angles)], 1)).astype(np.float32)
+    ends[1::2] *= -1  # each pair on opposite sides of the origin
+    monkeypatch.setattr(ctx, "encode_mean", lambda x: prior.from_z0(tf.constant(ends)).numpy())
+    calls = _recording_decode(ctx)
+    evaluation.interpolations_metric(ctx)
+    start = prior.to_z0(prior.from_z0(tf.constant(ends))).numpy()
+    t = np.linspace(0, 1, o.interpolation_steps)[None, :, None]
+    line = (1 - t) * start[0::2, None] + t * start[1::2, None]  # [P, T, d] in z0
+    expected = prior.from_z0(tf.constant(line.reshape(-1, 2), tf.float32)).numpy()
+    (decoded,) = calls
+    np.testing.assert_allclose(decoded, expected, atol=1e-4)
+    # A straight line in z between the same endpoints differs from it.
+    ez = expected.reshape(line.shape)
+    straight = (1 - t) * ez[:, :1] + t * ez[:, -1:]
+    assert np.abs(straight - ez).max() > 0.05
+
+
+def test_lp_and_hp_samples_are_the_lowest_density_ones(run, dp_exp):
+    ctx = evaluation.EvalContext(dp_exp, _options(run["cache"]))
+    calls = _recording_decode(ctx)
+    report = evaluation.run_metrics(ctx, ["fid_lp", "grids"])
+    assert not report["skipped"]
+    fid_lp, samples, lp_grid, hp_grid = calls
+    # LP: the prior samples (z = g^-1(z0), z0 ~ N(0, I)) of lowest log q(z).
+    pool = ctx.lp_pool()
+    np.testing.assert_allclose(
+        pool["z"], dp_exp.model.prior.from_z0(tf.constant(pool["z0"])).numpy(), atol=1e-5
+    )
+    order = np.argsort(_log_q(pool["z"], *ctx.aggregate_encoding()))
+    assert len(pool["z"]) == 2000 and len(fid_lp) == 200
+    np.testing.assert_array_equal(_rows(fid_lp), _rows(pool["z"][order[:200]]))
+    np.testing.assert_array_equal(_rows(lp_grid), _rows(pool["z"][order[:16]]))
+    # HP: the aggregate-posterior samples of lowest prior density log p(z) (latent leaks).
+    z = ctx.posterior_samples()
+    log_p = dp_exp.model.prior.log_prob(tf.constant(z)).numpy()
+    np.testing.assert_array_equal(_rows(hp_grid), _rows(z[np.argsort(log_p)[:16]]))
+    assert len(samples) == 16
+
+
+def test_collapse_metric_uses_num_samples_examples(run, dp_exp):
+    ctx = evaluation.EvalContext(dp_exp, _options(run["cache"]).with_num_samples(120))
+    report = evaluation.run_metrics(ctx, ["collapse"])
+    assert report["details"]["collapse"]["num_examples"] == 120
+
+
+def test_report_names_each_fid_metrics_own_feature_network(run, tmp_path, monkeypatch):
+    # FID (LP) came from the classifier (the fixture); now FID alone with Inception weights.
+    workdir = str(tmp_path / "vae")
+    shutil.copytree(os.path.join(run["out"], "vae"), workdir)
+    weights = str(tmp_path / "inception.weights.h5")
+    inception = {"name": "inception_v3_pool3", "path": weights, "sha256": "0" * 64}
+    monkeypatch.setattr(
+        evaluation,
+        "inception_features",
+        lambda path, size: evaluation.FeatureNetwork(
+            dict(inception), lambda x: np.asarray(x).reshape(len(x), -1)[:, 300:340]
+        ),
+    )
+    options = _options(run["cache"], metrics=("fid",), inception_weights=weights)
+    report = evaluation.evaluate_workdir(workdir, options)
+    nets = report["feature_networks"]
+    assert nets["fid"] == inception and nets["fid_lp"]["name"] == "classifier"
+    assert report["details"]["fid"]["feature_network"] == inception
+    assert report["feature_network"] is None  # no single network for the whole report
+    # Each metric keeps the options it was computed with.
+    assert report["options"]["fid"]["inception_weights"] == weights
+    assert report["options"]["fid_lp"]["inception_weights"] is None
+    text = evaluation.format_report(report)
+    assert f"FID features (fid): inception_v3_pool3 {weights}" in text
+    assert "FID features (fid_lp): classifier fashion_mnist_28x28x1" in text
+    table = reproduce.format_table({"vae": report}, dataset="fashion_mnist", steps=4, seed=0)
+    assert f"FID features (VAE FID): inception_v3_pool3 {weights}" in table
+    assert "FID features (VAE FID (LP)): classifier fashion_mnist_28x28x1" in table
+
+
+def test_cli_prints_progress_and_a_table_row_per_metric(run, tmp_path, capsys):
+    workdir = str(tmp_path / "vae")
+    shutil.copytree(os.path.join(run["out"], "vae"), workdir)
+    fv = flags.FlagValues()
+    evaluate.define_flags(fv)
+    fv(["evaluate", f"--workdir={workdir}", "--metrics=skl,nll", "--num_samples=100",
+        "--nll_samples=2", f"--feature_cache={run['cache']}"])  # fmt: skip
+    report = evaluate.run(fv)
+    out = capsys.readouterr().out
+    assert "[1/2] skl" in out and "[2/2] nll" in out
+    assert "100/100" in out  # the NLL's progress bar over the examples
+    lines = out.splitlines()
+    # Every scalar of metrics.json (this run's and the earlier ones') has its row.
+    assert set(report["metrics"]) >= {"fid", "fid_lp", "skl", "nll", "neg_elbo"}
+    for key, value in report["metrics"].items():
+        assert any(line.split() == [key, f"{value:.4f}"] for line in lines), key
+    assert "FID features (fid, fid_lp): classifier fashion_mnist_28x28x1" in out
+    # The timing table's columns line up, long keys included.
+    timings = [line for line in lines if line.startswith("  ") and line.split()[0] in
+               report["seconds"]]  # fmt: skip
+    assert "shared/aggregate_encoding" in out and len(timings) == len(report["seconds"])
+    assert len({len(line) for line in timings}) == 1
+
+
+# Runs ``python -m tfvae.evaluate`` (the module as __main__) once per argument list, all in one
+# process since each process pays for importing TensorFlow; prints each run's exit status and
+# stderr as a JSON line.
+EVALUATE_COMMANDS = """
+import contextlib, io, json, runpy, sys, traceback
+from absl import app, flags, logging  # their flags stay defined between runs
+for args in json.loads(sys.argv[1]):
+    sys.argv = ["tfvae.evaluate", *args]
+    defined = set(flags.FLAGS)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            runpy.run_module("tfvae.evaluate", run_name="__main__")
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    for name in set(flags.FLAGS) - defined:  # the next run defines them again
+        delattr(flags.FLAGS, name)
+    print(json.dumps([code, err.getvalue()]), flush=True)
+"""
+
+
+def test_cli_user_errors_are_one_line_naming_the_flag_to_fix(run, tmp_path):
+    untrained = tmp_path / "untrained"
+    untrained.mkdir()
+    shutil.copy(os.path.join(run["out"], "vae", "config.json"), untrained / "config.json")
+    vae = os.path.join(run["out"], "vae")
+    cases = [
+        ([f"--workdir={vae}", "--nll_samples=0"], "error: --nll_samples must be >= 1, got 0."),
+        ([f"--workdir={vae}", "--num_samples=1"], "error: --num_samples must be >= 2, got 1."),
+        ([f"--workdir={tmp_path / 'nowhere'}"], "is not a tfvae workdir. Train one with"),
+        ([f"--workdir={vae}", "--metrics=fid,fdi"], "error: Unknown metric 'fdi'. Valid"),
+        ([f"--workdir={untrained}", "--metrics=skl"], "Train it first: python -m tfvae.train"),
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env.pop("TFVAE_TRACEBACK", None)
+    result = subprocess.run(
+        [sys.executable, "-c", EVALUATE_COMMANDS, json.dumps([args for args, _ in cases])],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    runs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("[")]
+    assert len(runs) == len(cases), result.stderr[-3000:]
+    for (args, message), (code, stderr) in zip(cases, runs, strict=True):
+        assert code == 2 and "Traceback" not in stderr, (args, stderr)
+        assert stderr.count("\n") == 1 and stderr.startswith("error: "), (args, stderr)
+        assert message in stderr, (args, stderr)
+    assert f"--workdir={untrained}" in stderr and "require_checkpoint" not in stderr

@@ -108,6 +108,33 @@ def test_frechet_distance_rejects_bad_input():
         metrics.frechet_distance(np.zeros(2), np.eye(3), np.zeros(2), np.eye(2))
 
 
+def test_inception_pool3_features_from_a_weights_file(tmp_path):
+    """tfvae.evaluation's Inception-v3 FID features: loaded from a weights file, 2048-d pool3."""
+    import keras
+
+    from tfvae import evaluation
+
+    # Random weights stand in for the real file (no download); 75 x 75, Inception's smallest.
+    keras.utils.set_random_seed(0)
+    net = keras.applications.InceptionV3(
+        include_top=False, weights=None, input_shape=(75, 75, 3), pooling="avg"
+    )
+    path = str(tmp_path / "inception.weights.h5")
+    net.save_weights(path)
+    features = evaluation.inception_features(path, size=75)
+    assert features.identity["name"] == "inception_v3_pool3"
+    assert features.identity["sha256"] == evaluation._sha256(path)
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    got = features.features(x, batch_size=2)
+    assert got.shape == (3, 2048)
+    rgb = tf.image.resize(tf.repeat(tf.constant(x), 3, axis=-1), [75, 75], method="bilinear")
+    expected = net(2.0 * rgb - 1.0, training=False).numpy()
+    # Untrained, the features are small (~1e-4): compare them relative to their size.
+    scale = np.abs(expected).max()
+    assert scale > 0 and np.abs(expected[0] - expected[1]).max() > 0.05 * scale
+    np.testing.assert_allclose(got / scale, expected / scale, atol=1e-3)
+
+
 # ----------------------------------------------------------------------------------------------
 # 1-NN KL
 # ----------------------------------------------------------------------------------------------

@@ -298,13 +298,15 @@ SCALARS = ("neg_elbo", "recon", "kl", "mutual_information", "active_units", "ree
 
 
 def collapse_metric(ctx) -> "evaluation.MetricResult":
-    """-ELBO, KL, recon, MI, AU, re-encoding error and the activity plot on the split."""
+    """-ELBO, KL, recon, MI, AU, re-encoding error and the activity plot on the first
+    ``options.num_nll`` examples of the split (``--num_samples`` sets it)."""
     ctx.require_stochastic("MI, active units and the re-encoding error")
     result = analyze(
         ctx.model,
         ctx.split_array(),
         batch_size=ctx.config.train.batch_size,
         binarize=ctx.config.data.binarize,
+        max_examples=ctx.options.num_nll,
         seed=ctx.options.seed,
     )
     path, rel = ctx.figure_path("activity")

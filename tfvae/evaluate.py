@@ -12,11 +12,12 @@ FID (LP), 5,000 samples for sKL, K = 100 importance samples for the NLL on 10,00
 See ``tfvae.evaluation`` for the metrics and for adding new ones.
 """
 
+import os
 import sys
 
 from absl import app, flags
 
-from tfvae import evaluation
+from tfvae import cli, evaluation
 
 FLAGS = flags.FLAGS
 
@@ -61,6 +62,32 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_bool("quiet", False, "No progress bars or table.", **fv)
 
 
+# Integer flags and their smallest valid value.
+_MINIMUM = {
+    "num_samples": 2,
+    "nll_samples": 1,
+    "nll_chunk": 1,
+    "batch_size": 1,
+    "classifier_steps": 1,
+}
+
+
+def validate_flags(f: flags.FlagValues = FLAGS) -> None:
+    """Checks the flags before anything is loaded; a bad value fails at once, naming its flag.
+
+    Raises:
+      cli.UserError: a missing --workdir, a value out of range, a missing weights file.
+    """
+    if f.workdir is None:
+        raise cli.UserError("--workdir is required (a trained tfvae workdir).")
+    for name, minimum in _MINIMUM.items():
+        value = f[name].value
+        if value is not None and value < minimum:
+            raise cli.UserError(f"--{name} must be >= {minimum}, got {value}.")
+    if f.inception_weights and not os.path.isfile(f.inception_weights):
+        raise cli.UserError(f"--inception_weights: no such file {f.inception_weights!r}.")
+
+
 def options_from_flags(f=FLAGS) -> evaluation.EvalOptions:
     return evaluation.EvalOptions(
         metrics=tuple(f.metrics) if f.metrics else None,
@@ -81,9 +108,10 @@ def run(f: flags.FlagValues = FLAGS) -> dict | None:
     if f.metrics == ["help"]:
         print(evaluation.describe_metrics())
         return None
-    if f.workdir is None:
-        raise app.UsageError("--workdir is required.")
-    return evaluation.evaluate_workdir(f.workdir, options_from_flags(f))
+    validate_flags(f)
+    options = options_from_flags(f)
+    evaluation.select_metrics(options.metrics)  # an unknown name fails before loading
+    return evaluation.evaluate_workdir(f.workdir, options)
 
 
 def main(argv):
@@ -96,4 +124,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

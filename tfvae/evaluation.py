@@ -3,8 +3,8 @@
 ``evaluate_workdir(workdir, options)`` restores the workdir's latest checkpoint, runs the
 selected metrics and writes
 
-    workdir/metrics.json     scalars, curves, skipped metrics with the reason, timings, the
-                             feature network's identity and the options used
+    workdir/metrics.json     scalars, curves, skipped metrics with the reason, timings, and
+                             per metric the options used and (FID) the feature network
     workdir/figures/*.png    sample / LP / HP / reconstruction grids, interpolations,
                              traversals, the leakage plot
     workdir/eval/            TensorBoard: ``eval/<metric>`` scalars and the figures
@@ -104,6 +104,26 @@ _AGGREGATE_CHUNK = 4096
 # ----------------------------------------------------------------------------------------------
 # Options, results, registry
 # ----------------------------------------------------------------------------------------------
+# EvalOptions fields that count something and must be at least 1.
+_POSITIVE_OPTIONS = (
+    "num_fid",
+    "num_aggregate",
+    "num_nll",
+    "nll_samples",
+    "nll_chunk",
+    "nll_batch",
+    "batch_size",
+    "grid_size",
+    "num_interpolations",
+    "interpolation_steps",
+    "traversal_steps",
+    "max_traversal_dims",
+    "leakage_thresholds",
+    "inception_size",
+    "classifier_steps",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalOptions:
     """What to compute and with how many samples. Defaults are the paper's sizes.
@@ -115,7 +135,7 @@ class EvalOptions:
       num_skl: samples of the prior and of the aggregate posterior for sKL and leakage.
       num_aggregate: encoded training examples defining log q(z) (a disjoint set of
         ``num_skl`` training examples provides the aggregate-posterior samples).
-      num_nll: evaluation examples for the NLL.
+      num_nll: evaluation examples for the NLL (and the ``collapse`` metric).
       nll_samples: K, importance samples per example.
       nll_chunk: importance samples per decoder call (memory: nll_chunk * nll_batch rows).
       nll_batch: examples per NLL batch.
@@ -162,6 +182,16 @@ class EvalOptions:
     feature_cache: str = DEFAULT_FEATURE_CACHE
     classifier_steps: int = 2000
     verbose: bool = True
+
+    def __post_init__(self):
+        for name in _POSITIVE_OPTIONS:
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"EvalOptions.{name} must be >= 1, got {value}.")
+        if self.num_skl < 2:
+            raise ValueError(f"EvalOptions.num_skl must be >= 2 (1-NN), got {self.num_skl}.")
+        if not 0.0 < self.lp_fraction <= 1.0:
+            raise ValueError(f"EvalOptions.lp_fraction must be in (0, 1], got {self.lp_fraction}.")
 
     def with_num_samples(self, n: int | None) -> "EvalOptions":
         """The same options with every sample count set to ``n`` (None: unchanged)."""
@@ -273,7 +303,15 @@ def load_experiment(workdir: str):
     Raises:
       FileNotFoundError: if the workdir has no config.json or no checkpoint.
     """
-    return workdir_lib.load_experiment(workdir, require_checkpoint=True)
+    exp = workdir_lib.load_experiment(workdir, require_checkpoint=False)
+    if exp.restored_from is None:
+        raise FileNotFoundError(
+            f"No checkpoint in {os.path.join(workdir, 'checkpoints')}: there is no trained "
+            "model to evaluate. Train it first: python -m tfvae.train "
+            f"--config=configs/<name>.py --workdir={workdir} (rerunning the command that "
+            "created the workdir resumes its training)."
+        )
+    return exp
 
 
 # ----------------------------------------------------------------------------------------------
@@ -920,6 +958,10 @@ def leakage_metric(ctx: EvalContext) -> MetricResult:
     axes[0].set(xlabel="threshold tau on log N(f(z); 0, I)", ylabel="fraction of q(z) samples")
     axes[1].plot(curve["threshold"], curve["mean_log_q"], label=label)
     axes[1].set(xlabel="threshold tau", ylabel="mean log q(z) in the region")
+    # The same tau axis on both panels: mean log q(z) is undefined (NaN, not drawn) below the
+    # lowest l(z), which would otherwise narrow the right panel's range.
+    for ax in axes:
+        ax.set_xlim(float(taus[0]), float(taus[-1]))
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -1127,34 +1169,75 @@ def _write_summaries(workdir: str, step: int, report: dict, feature_identity) ->
     writer.close()
 
 
+def describe_feature_network(identity: dict) -> str:
+    """``classifier fashion_mnist_28x28x1, test accuracy 0.912`` (name, key or file, accuracy)."""
+    where = identity.get("key", identity.get("path", ""))
+    acc = identity.get("test_accuracy")
+    extra = f", test accuracy {acc:.3f}" if acc is not None else ""
+    return f"{identity['name']} {where}{extra}".replace("  ", " ").strip()
+
+
+def feature_networks_by_metric(details: dict) -> dict[str, dict]:
+    """metric -> the feature network its FID was computed with (from ``details``)."""
+    return {
+        name: d["feature_network"]
+        for name, d in details.items()
+        if isinstance(d, dict) and d.get("feature_network")
+    }
+
+
+def group_feature_networks(by_metric: dict[str, dict]) -> list[tuple[dict, list[str]]]:
+    """[(identity, metrics using it)], one entry per distinct network, in metric order."""
+    groups: dict[str, tuple[dict, list[str]]] = {}
+    for name, identity in by_metric.items():
+        key = json.dumps(identity, sort_keys=True)
+        groups.setdefault(key, (identity, []))[1].append(name)
+    return list(groups.values())
+
+
 def format_report(report: dict) -> str:
-    """A short text table of scalars, timings and skipped metrics."""
+    """A short text table of scalars, timings and skipped metrics, under the FID feature
+    network(s): one line per network, naming the metrics computed with it."""
     lines = io.StringIO()
-    feat = report.get("feature_network")
-    if feat:
-        name = feat.get("key", feat.get("path", ""))
-        acc = feat.get("test_accuracy")
-        extra = f", test accuracy {acc:.3f}" if acc is not None else ""
-        lines.write(f"FID features: {feat['name']} {name}{extra}\n")
-    lines.write(f"{'metric':<24}{'value':>14}\n")
+    by_metric = report.get("feature_networks")
+    if by_metric is None and report.get("feature_network"):  # a report of an older version
+        by_metric = {"fid": report["feature_network"]}
+    for identity, names in group_feature_networks(by_metric or {}):
+        lines.write(f"FID features ({', '.join(names)}): {describe_feature_network(identity)}\n")
+    width = max([24, *(len(k) + 2 for k in report["metrics"])])
+    lines.write(f"{'metric':<{width}}{'value':>14}\n")
     for key, value in report["metrics"].items():
-        lines.write(
-            f"{key:<24}{value:>14.4f}\n" if value is not None else f"{key:<24}{'nan':>14}\n"
-        )
-    lines.write(f"{'time':<24}{'wall s':>14}{'cpu s':>10}\n")
+        text = f"{value:>14.4f}" if value is not None else f"{'nan':>14}"
+        lines.write(f"{key:<{width}}{text}\n")
+    width = max([24, *(len(k) + 4 for k in report["seconds"])])
+    lines.write(f"{'time':<{width}}{'wall s':>10}{'cpu s':>10}\n")
     for key, value in report["seconds"].items():
-        cpu = report.get("cpu_seconds", {}).get(key, float("nan"))
-        lines.write(f"  {key:<22}{value:>14.1f}{cpu:>10.1f}\n")
+        cpu = report.get("cpu_seconds", {}).get(key)
+        cpu = float("nan") if cpu is None else cpu
+        lines.write(f"  {key:<{width - 2}}{value:>10.1f}{cpu:>10.1f}\n")
     for key, reason in report["skipped"].items():
         lines.write(f"skipped {key}: {reason}\n")
     return lines.getvalue()
 
 
+def _previous_options(previous: dict) -> dict[str, dict]:
+    """metric -> options of the run that computed it, from a metrics.json (older versions kept
+    one flat ``options`` dict: it applied to every metric they had run)."""
+    options = previous.get("options") or {}
+    if "split" not in options:  # already per metric
+        return options
+    ran = set(previous.get("skipped", {})) | {
+        k for k in previous.get("seconds", {}) if not k.startswith("shared/")
+    }
+    return {name: options for name in ran}
+
+
 def evaluate_workdir(workdir: str, options: EvalOptions = EvalOptions()) -> dict:
     """Evaluates the workdir's latest checkpoint and writes metrics.json, figures, summaries.
 
-    When metrics.json already holds results of the same checkpoint step, the new results are
-    merged into it (so metrics can be added one at a time); otherwise it is replaced.
+    When metrics.json already holds results of the same checkpoint step and split, the new
+    results are merged into it (so metrics can be added one at a time); otherwise it is
+    replaced. Each metric keeps the options and the feature network it was computed with.
 
     Args:
       workdir: a trained tfvae workdir.
@@ -1165,7 +1248,10 @@ def evaluate_workdir(workdir: str, options: EvalOptions = EvalOptions()) -> dict
       ``split``, ``metrics`` (scalars), ``details`` (curves and settings per metric),
       ``figures``, ``skipped`` (metric -> reason), ``seconds`` and ``cpu_seconds`` (wall and
       process CPU time of each metric, including the shared work it triggered first, and of
-      each shared computation), ``feature_network`` and ``options``.
+      each shared computation), ``options`` (metric -> the ``EvalOptions`` of the run that
+      computed it), ``feature_networks`` (FID metric -> the identity of its feature network)
+      and ``feature_network`` (that identity when every FID metric used the same network,
+      None when they differ or no FID was computed).
     """
     names = select_metrics(options.metrics)
     exp = load_experiment(workdir)
@@ -1178,11 +1264,10 @@ def evaluate_workdir(workdir: str, options: EvalOptions = EvalOptions()) -> dict
         "dataset": exp.config.data.name,
         "split": options.split,
         "checkpoint": exp.restored_from,
-        "options": dataclasses.asdict(options),
-        "feature_network": ctx.feature_identity,
     }
     path = os.path.join(workdir, METRICS_FILE)
     merged = dict(header, **report)
+    merged["options"] = dict.fromkeys(names, dataclasses.asdict(options))
     if os.path.exists(path):
         with open(path) as f:
             previous = json.load(f)
@@ -1193,8 +1278,11 @@ def evaluate_workdir(workdir: str, options: EvalOptions = EvalOptions()) -> dict
             for name in names:
                 if name not in report["skipped"]:
                     merged["skipped"].pop(name, None)
-            if ctx.feature_identity is None:
-                merged["feature_network"] = previous.get("feature_network")
+            merged["options"] = {**_previous_options(previous), **merged["options"]}
+    by_metric = feature_networks_by_metric(merged["details"])
+    groups = group_feature_networks(by_metric)
+    merged["feature_networks"] = by_metric
+    merged["feature_network"] = groups[0][0] if len(groups) == 1 else None
     merged = _jsonable(merged)
     _write_json(path, merged)
     _write_summaries(workdir, exp.step, report, ctx.feature_identity)

@@ -4,13 +4,18 @@
     python -m tools.reproduce --configs=configs/info_vae.py,configs/info_dpvae.py \
         --dataset=fashion_mnist --steps=20000 --out=runs/info --num_samples=2000
 
+    python -m tools.reproduce --configs=configs/vae.py,configs/dpvae.py --out=/tmp/t --smoke
+
 Every config is trained with the same number of steps and the same seed into
 ``<out>/<config name>`` (``tfvae.trainer.train_and_evaluate``), evaluated there
 (``tfvae.evaluation.evaluate_workdir``), and the table is rewritten after each config, so
-``<out>/table.md`` always shows what has finished. Re-running the same command resumes: a
-config whose workdir has a metrics.json of the requested step is not touched, a partially
-trained one continues from its latest checkpoint, a trained but unevaluated one is only
-evaluated. Delete a workdir's metrics.json to evaluate it again.
+``<out>/table.md`` always shows what has finished. Without ``--steps`` each config trains for
+its own ``train.num_steps`` (100,000 for the Table-1 configs, 4 with ``--smoke``).
+Re-running the same command resumes: a config whose workdir has a metrics.json of the
+requested step with every requested metric is not touched, one missing some metrics is
+evaluated on those only, a partially trained one continues from its latest checkpoint, a
+trained but unevaluated one is only evaluated. Delete a workdir's metrics.json to evaluate it
+again.
 
 The table has the paper's columns, FID, FID (LP), sKL and NLL, and beside them the paper's own
 numbers for the same data set (MNIST, SVHN, CelebA) from Bhalodia et al., Table 1. The paper
@@ -18,6 +23,7 @@ computed FID with Inception-v3 features; tfvae names its feature network under t
 FID values from different feature networks are comparable only in their ordering of rows.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -27,7 +33,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from tfvae import evaluation, trainer
+from tfvae import cli, evaluation, trainer
 from tfvae.config_loader import load_config
 
 # The 12 rows of the paper's Table 1, in its order: each regularizer without and with dp.
@@ -100,26 +106,74 @@ PAPER_TABLE1 = _paper_table()
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     """The CLI's flags (defined when run, so importing this module defines none)."""
+    d = evaluation.EvalOptions()
+    fv = {"flag_values": flag_values}
     flags.DEFINE_list(
         "configs",
         [f"configs/{name}.py" for name in TABLE1_CONFIGS],
         "Config files (the paper's 12 Table-1 configs by default).",
+        **fv,
     )
-    flags.DEFINE_string("dataset", "fashion_mnist", "Dataset preset of every config.")
-    flags.DEFINE_integer("steps", 100_000, "Training steps of every config.")
-    flags.DEFINE_integer("seed", 0, "Seed of every config (training and evaluation).")
-    flags.DEFINE_string("out", None, "Folder of the workdirs and table.md.", required=True)
-    flags.DEFINE_bool("smoke", False, "Add ':smoke' to every config (a quick check).")
+    flags.DEFINE_string("dataset", "fashion_mnist", "Dataset preset of every config.", **fv)
     flags.DEFINE_integer(
-        "num_samples", None, "Evaluation sample counts (tfvae.evaluate --num_samples)."
+        "steps",
+        None,
+        "Training steps of every config; default: each config's own train.num_steps "
+        "(100,000 for the Table-1 configs; the smoke preset's 4 with --smoke).",
+        **fv,
     )
-    flags.DEFINE_integer("nll_samples", 100, "K for the importance-sampled NLL.")
-    flags.DEFINE_string("inception_weights", None, "InceptionV3 weights for FID.")
+    flags.DEFINE_integer("seed", 0, "Seed of every config (training and evaluation).", **fv)
+    flags.DEFINE_string("out", None, "Folder of the workdirs and table.md.", **fv)
+    flags.DEFINE_bool("smoke", False, "Add ':smoke' to every config (a quick check).", **fv)
+    flags.DEFINE_list(
+        "metrics",
+        None,
+        "Evaluation metrics (tfvae.evaluate --metrics); default: every default metric.",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "num_samples", None, "Evaluation sample counts (tfvae.evaluate --num_samples).", **fv
+    )
+    flags.DEFINE_integer("nll_samples", d.nll_samples, "K for the importance-sampled NLL.", **fv)
+    flags.DEFINE_integer(
+        "nll_chunk", d.nll_chunk, "Importance samples per decoder call (bounds memory).", **fv
+    )
+    flags.DEFINE_string("inception_weights", None, "InceptionV3 weights for FID.", **fv)
     flags.DEFINE_string(
-        "feature_cache", evaluation.DEFAULT_FEATURE_CACHE, "FID classifier cache folder."
+        "feature_cache", evaluation.DEFAULT_FEATURE_CACHE, "FID classifier cache folder.", **fv
     )
+    flags.DEFINE_integer(
+        "classifier_steps", d.classifier_steps, "Training steps of a new FID classifier.", **fv
+    )
+
+
+def options_from_flags(f: flags.FlagValues = FLAGS) -> evaluation.EvalOptions:
+    """The evaluation options the flags ask for; bad values fail here, naming their flag."""
+    if f.out is None:
+        raise cli.UserError("--out is required (the folder of the workdirs and table.md).")
+    minimum = {
+        "steps": 1,
+        "num_samples": 2,
+        "nll_samples": 1,
+        "nll_chunk": 1,
+        "classifier_steps": 1,
+    }
+    for name, low in minimum.items():
+        if f[name].value is not None and f[name].value < low:
+            raise cli.UserError(f"--{name} must be >= {low}, got {f[name].value}.")
+    metrics = tuple(f.metrics) if f.metrics else None
+    evaluation.select_metrics(metrics)  # an unknown name fails before any training
+    return evaluation.EvalOptions(
+        metrics=metrics,
+        nll_samples=f.nll_samples,
+        nll_chunk=f.nll_chunk,
+        seed=f.seed,
+        inception_weights=f.inception_weights,
+        feature_cache=f.feature_cache,
+        classifier_steps=f.classifier_steps,
+    ).with_num_samples(f.num_samples)
 
 
 def config_name(path: str) -> str:
@@ -141,21 +195,52 @@ def _read_metrics(workdir: str) -> dict | None:
         return json.load(f)
 
 
-def run_config(path: str, *, dataset: str, steps: int, seed: int, out: str, options, smoke: bool):
-    """Trains (or resumes) and evaluates one config; returns its metrics.json contents."""
+def load_run_config(path: str, *, dataset: str, steps: int | None, seed: int, smoke: bool):
+    """The config of one row: ``path`` with the data set (and smoke) preset, the seed, and
+    ``steps`` training steps (None: the config's own ``train.num_steps``)."""
+    config = load_config(f"{path}:{dataset}{',smoke' if smoke else ''}")
+    if steps is not None:
+        config.train.num_steps = steps
+    config.seed = seed
+    return config
+
+
+def missing_metrics(report: dict | None, options, steps: int) -> list[str] | None:
+    """The requested metrics a workdir's metrics.json lacks: None when it is not an
+    evaluation of step ``steps`` (evaluate everything), [] when it is complete. A metric
+    counts as done when it ran, also when it was skipped as not applying to the model."""
+    if report is None or report.get("step") != steps:
+        return None
+    done = set(report.get("skipped", {})) | set(report.get("seconds", {}))
+    return [name for name in evaluation.select_metrics(options.metrics) if name not in done]
+
+
+def run_config(
+    path: str, *, dataset: str, steps: int | None, seed: int, out: str, options, smoke: bool
+):
+    """Trains (or resumes) and evaluates one config; returns its metrics.json contents.
+
+    ``steps`` None trains for the config's own ``train.num_steps``; ``options`` None evaluates
+    with the default ``EvalOptions``.
+    """
+    options = options or evaluation.EvalOptions()
     name = config_name(path)
     workdir = os.path.join(out, name)
+    config = load_run_config(path, dataset=dataset, steps=steps, seed=seed, smoke=smoke)
+    steps = int(config.train.num_steps)
     report = _read_metrics(workdir)
-    if report is not None and report.get("step") == steps:
+    missing = missing_metrics(report, options, steps)
+    if missing == []:
         print(f"{name}: evaluated at step {steps}, skipped.", flush=True)
         return report
-    config = load_config(f"{path}:{dataset}{',smoke' if smoke else ''}")
-    config.train.num_steps = steps
-    config.seed = seed
     if checkpoint_step(workdir) < steps:
         print(f"{name}: training to step {steps} in {workdir}.", flush=True)
         trainer.train_and_evaluate(config, workdir)
-    print(f"{name}: evaluating.", flush=True)
+    if missing:
+        print(f"{name}: evaluating the missing metrics {', '.join(missing)}.", flush=True)
+        options = dataclasses.replace(options, metrics=tuple(missing))
+    else:
+        print(f"{name}: evaluating.", flush=True)
     report = evaluation.evaluate_workdir(workdir, options)
     keras.backend.clear_session()  # one model at a time in memory
     return report
@@ -170,12 +255,25 @@ def _fmt(value, digits: int) -> str:
 _DIGITS = {"fid": 1, "fid_lp": 1, "skl": 2, "nll": 1}
 
 
-def format_table(rows: dict[str, dict | None], *, dataset: str, steps: int, seed: int) -> str:
+_COLUMN_NAMES = {"fid": "FID", "fid_lp": "FID (LP)"}
+
+
+def _feature_networks(report: dict) -> dict[str, dict]:
+    """Table column (fid, fid_lp) -> the feature network of its number in ``report``."""
+    by_metric = report.get("feature_networks")
+    if by_metric is None:  # metrics.json of an older version: one network for the report
+        feat = report.get("feature_network")
+        by_metric = {key: feat for key in _COLUMN_NAMES if feat and key in report["metrics"]}
+    return {key: by_metric[key] for key in _COLUMN_NAMES if by_metric.get(key)}
+
+
+def format_table(rows: dict[str, dict | None], *, dataset: str, steps: int | str, seed: int) -> str:
     """The Markdown table: our FID, FID (LP), sKL, NLL beside the paper's.
 
     Args:
       rows: config name -> its metrics.json contents (None: not finished yet).
-      dataset, steps, seed: the shared settings, printed under the table.
+      dataset, steps, seed: the shared settings, printed under the table (``steps`` may be a
+        description such as "each config's own").
     """
     paper = PAPER_TABLE1.get(dataset)
     lines = [
@@ -185,7 +283,8 @@ def format_table(rows: dict[str, dict | None], *, dataset: str, steps: int, seed
         "| paper FID | paper FID (LP) | paper sKL | paper NLL |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    notes, features = [], {}  # feature network (as JSON) -> row labels using it
+    # feature network (as JSON) -> the cells ("<row> <column>") computed with it
+    notes, features = [], {}
     for name, report in rows.items():
         label = ROW_NAMES.get(name, name)
         metrics = (report or {}).get("metrics", {})
@@ -201,17 +300,17 @@ def format_table(rows: dict[str, dict | None], *, dataset: str, steps: int, seed
         for metric, reason in (report or {}).get("skipped", {}).items():
             if metric in COLUMNS:  # other metrics' skips do not concern the table
                 notes.append(f"- {label}: {metric} skipped: {reason}")
-        feat = (report or {}).get("feature_network")
-        if feat:
-            features.setdefault(json.dumps(feat, sort_keys=True), []).append(label)
+        for key, feat in _feature_networks(report or {}).items():
+            who = features.setdefault(json.dumps(feat, sort_keys=True), [])
+            who.append(f"{label} {_COLUMN_NAMES[key]}")
     lines.append("")
-    for feat_json, labels in features.items():
+    for feat_json, who in features.items():
         feat = json.loads(feat_json)
         desc = feat.get("key") or feat.get("path") or ""
         acc = f", test accuracy {feat['test_accuracy']:.3f}" if "test_accuracy" in feat else ""
         sha = f", sha256 {feat['sha256'][:12]}" if "sha256" in feat else ""
-        who = "all rows" if len(features) == 1 else ", ".join(labels)
-        lines.append(f"FID features ({who}): {feat['name']} {desc}{acc}{sha}.")
+        whom = "all rows" if len(features) == 1 else ", ".join(who)
+        lines.append(f"FID features ({whom}): {feat['name']} {desc}{acc}{sha}.")
     if paper is None:
         lines.append(
             f"The paper reports no numbers on {dataset} (it has MNIST, SVHN and CelebA); "
@@ -228,21 +327,44 @@ def format_table(rows: dict[str, dict | None], *, dataset: str, steps: int, seed
 
 
 def reproduce(
-    configs, *, dataset: str, steps: int, seed: int, out: str, options, smoke: bool = False
+    configs,
+    *,
+    dataset: str,
+    steps: int | None,
+    seed: int,
+    out: str,
+    options,
+    smoke: bool = False,
 ) -> str:
-    """Runs every config (resuming), rewrites ``<out>/table.md`` after each; returns it."""
+    """Runs every config (resuming), rewrites ``<out>/table.md`` after each; returns it.
+
+    ``steps`` None trains each config for its own ``train.num_steps`` (with ``smoke``, the
+    smoke preset's); ``options`` None evaluates with the default ``EvalOptions``.
+    """
     os.makedirs(out, exist_ok=True)
     names = [config_name(path) for path in configs]
     if len(set(names)) != len(names):
         raise ValueError(f"Two configs share a name (their workdir): {names}.")
+    steps_of = {
+        name: int(
+            load_run_config(
+                path, dataset=dataset, steps=steps, seed=seed, smoke=smoke
+            ).train.num_steps
+        )
+        for path, name in zip(configs, names, strict=True)
+    }
+    shared = set(steps_of.values())
+    described = shared.pop() if len(shared) == 1 else "each config's own"
     rows: dict[str, dict | None] = {name: _read_metrics(os.path.join(out, name)) for name in names}
-    rows = {name: (r if r and r.get("step") == steps else None) for name, r in rows.items()}
+    rows = {
+        name: (r if r and r.get("step") == steps_of[name] else None) for name, r in rows.items()
+    }
     table = ""
     for path, name in zip(configs, names, strict=True):
         rows[name] = run_config(
             path, dataset=dataset, steps=steps, seed=seed, out=out, options=options, smoke=smoke
         )
-        table = format_table(rows, dataset=dataset, steps=steps, seed=seed)
+        table = format_table(rows, dataset=dataset, steps=described, seed=seed)
         with open(os.path.join(out, "table.md"), "w") as f:
             f.write(table)
     return table
@@ -253,19 +375,13 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     sys.path.insert(0, ".")  # config files import configs.common
     f = FLAGS
-    options = evaluation.EvalOptions(
-        nll_samples=f.nll_samples,
-        seed=f.seed,
-        inception_weights=f.inception_weights,
-        feature_cache=f.feature_cache,
-    ).with_num_samples(f.num_samples)
     table = reproduce(
         f.configs,
         dataset=f.dataset,
         steps=f.steps,
         seed=f.seed,
         out=f.out,
-        options=options,
+        options=options_from_flags(f),
         smoke=f.smoke,
     )
     print(table)
@@ -273,4 +389,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -2,14 +2,15 @@
 
     python -m tools.two_moons --out=runs/two_moons              # 12 models, then the figures
     python -m tools.two_moons --out=/tmp/moons --steps=2000     # a quick look
+    python -m tools.two_moons --out=/tmp/moons --smoke          # 4 steps: checks it runs
 
 For each regularizer with and without the decoupled prior (``configs/<name>.py:two_moons``,
 trained with the same steps and seed into ``<out>/<name>``; re-running resumes), it draws
 
   (a) generated samples (z0 ~ N(0, I), z = g^-1(z0), decoder mean) over the data;
   (b) the aggregate posterior (one z ~ q(z|x) per test point, coloured by moon) with the
-      low-posterior (LP) samples: prior samples whose log q(z) is among the lowest
-      ``lp_fraction``, i.e. prior mass in the latent pockets;
+      low-posterior (LP) samples (black crosses): prior samples whose log q(z) is among the
+      lowest ``lp_fraction``, i.e. prior mass in the latent pockets;
   (c) the LP samples decoded, over the data (off the moons when the pockets are real);
   (d) for dp models, the generation space z0: the posterior mapped by g and the LP samples'
       z0, over the N(0, I) contours at radius 1, 2, 3.
@@ -29,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from tfvae import evaluation, trainer
+from tfvae import cli, evaluation, trainer
 from tfvae.config_loader import load_config
 from tools.reproduce import checkpoint_step
 
@@ -47,13 +48,23 @@ PAIRS = (
 )
 FIGURE1_PAIR = ("beta_vae_h", "beta_dpvae_h")
 PANELS = ("samples", "aggregate posterior + LP", "LP samples decoded", "z0 space")
+# Training steps of every model unless --steps (or --smoke, the preset's 4 steps) says otherwise.
+DEFAULT_STEPS = 20_000
+MOON_COLOURS = ("tab:blue", "tab:orange")
+# LP samples: black crosses, visible on the grey data and on both moon colours.
+LP_STYLE = {"s": 16, "c": "black", "marker": "x", "linewidths": 1.0, "zorder": 3}
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
     """The CLI's flags (defined when run, so importing this module defines none)."""
     flags.DEFINE_string("out", None, "Folder of the workdirs and figures.", required=True)
-    flags.DEFINE_integer("steps", 20_000, "Training steps of every model.")
+    flags.DEFINE_integer(
+        "steps",
+        None,
+        f"Training steps of every model; default {DEFAULT_STEPS:,} (the smoke preset's 4 with "
+        "--smoke).",
+    )
     flags.DEFINE_integer("seed", 0, "Seed of every model and of the figures.")
     flags.DEFINE_list(
         "configs", [name for pair in PAIRS for name in pair], "Config names under configs/."
@@ -72,16 +83,19 @@ def define_flags() -> None:
 def train(
     name: str,
     *,
-    steps: int,
+    steps: int | None = None,
     seed: int,
     out: str,
     mse_weight: float | None = None,
     smoke: bool = False,
 ) -> str:
     """Trains ``configs/<name>.py:two_moons`` into ``<out>/<name>`` (resuming); returns the
-    workdir. ``mse_weight`` overrides the preset's likelihood weight when given."""
+    workdir. ``steps`` None trains ``DEFAULT_STEPS`` (with ``smoke``, the smoke preset's
+    steps); ``mse_weight`` overrides the preset's likelihood weight when given."""
     workdir = os.path.join(out, name)
     config = load_config(f"configs/{name}.py:two_moons{',smoke' if smoke else ''}")
+    if steps is None:
+        steps = int(config.train.num_steps) if smoke else DEFAULT_STEPS
     config.train.num_steps = steps
     config.seed = seed
     if config.model.likelihood.name != "gaussian":
@@ -139,58 +153,79 @@ def model_points(workdir: str, *, num_points: int, lp_fraction: float, seed: int
     return out
 
 
-def draw_row(axes, points: dict, title: str) -> None:
-    """Fills four axes with panels (a)-(d) of one model."""
+def _scatter_moons(ax, points: np.ndarray, moon: np.ndarray) -> None:
+    for k, colour in enumerate(MOON_COLOURS):
+        mine = points[moon == k]
+        ax.scatter(mine[:, 0], mine[:, 1], s=3, color=colour, alpha=0.5, label=f"moon {k + 1}")
+
+
+def draw_row(axes, points: dict, title: str, *, legend: bool = True) -> list[str]:
+    """Fills four axes with panels (a)-(d) of one model; returns the panels drawn (the z0
+    panel only for decoupled priors)."""
     data, moon = points["data"], points["moon"]
-    grey = {"s": 3, "c": "0.8", "label": "data"}
-    lp = {"s": 8, "c": "red", "marker": "x", "linewidths": 0.8, "label": "LP samples"}
+    grey = {"s": 3, "color": "0.8", "label": "data"}
+    drawn = list(PANELS[:3])
 
     ax = axes[0]
     ax.scatter(data[:, 0], data[:, 1], **grey)
-    ax.scatter(points["samples"][:, 0], points["samples"][:, 1], s=3, c="tab:blue", label="samples")
+    ax.scatter(
+        points["samples"][:, 0], points["samples"][:, 1], s=3, color="tab:green", label="samples"
+    )
     ax.set_ylabel(title, fontsize=9)
 
     ax = axes[1]
-    ax.scatter(points["z"][:, 0], points["z"][:, 1], s=3, c=moon, cmap="coolwarm", alpha=0.6)
+    _scatter_moons(ax, points["z"], moon)
     if "lp_z" in points:
-        ax.scatter(points["lp_z"][:, 0], points["lp_z"][:, 1], **lp)
+        ax.scatter(points["lp_z"][:, 0], points["lp_z"][:, 1], label="LP samples", **LP_STYLE)
 
     ax = axes[2]
     ax.scatter(data[:, 0], data[:, 1], **grey)
     if "lp_x" in points:
-        ax.scatter(points["lp_x"][:, 0], points["lp_x"][:, 1], **lp)
+        ax.scatter(
+            points["lp_x"][:, 0], points["lp_x"][:, 1], label="LP samples decoded", **LP_STYLE
+        )
 
     ax = axes[3]
     if "z0" in points:
+        drawn.append(PANELS[3])
         for radius in (1, 2, 3):
             ax.add_patch(plt.Circle((0, 0), radius, fill=False, ls="--", lw=0.6, color="0.5"))
-        ax.scatter(points["z0"][:, 0], points["z0"][:, 1], s=3, c=moon, cmap="coolwarm", alpha=0.6)
+        _scatter_moons(ax, points["z0"], moon)
         if "lp_z0" in points:
-            ax.scatter(points["lp_z0"][:, 0], points["lp_z0"][:, 1], **lp)
+            ax.scatter(points["lp_z0"][:, 0], points["lp_z0"][:, 1], label="LP samples", **LP_STYLE)
         ax.set_aspect("equal", adjustable="datalim")
     else:
         ax.axis("off")
         ax.text(0.5, 0.5, "standard normal prior:\nz0 = z", ha="center", va="center", fontsize=8)
     for a in axes:
         a.tick_params(labelsize=6)
+        if legend and a.axison:
+            a.legend(fontsize=6, markerscale=2, loc="best", framealpha=0.8)
+    return drawn
 
 
-def draw_figure(rows: dict[str, dict], path: str) -> None:
-    """One row of the four panels per model."""
+def draw_figure(rows: dict[str, dict], path: str) -> dict[str, list[str]]:
+    """One row of the four panels per model, with legends on the first row and on the first z0
+    panel; returns each row's drawn panels."""
     fig, axes = plt.subplots(len(rows), 4, figsize=(12, 2.6 * len(rows)), squeeze=False)
+    drawn, z0_legend = {}, False
     for r, (name, points) in enumerate(rows.items()):
-        draw_row(axes[r], points, name)
+        drawn[name] = draw_row(axes[r], points, name, legend=r == 0)
+        if "z0" in points and not z0_legend:
+            axes[r, 3].legend(fontsize=6, markerscale=2, loc="best", framealpha=0.8)
+            z0_legend = True
     for c in range(4):
         axes[0, c].set_title(f"({'abcd'[c]}) {PANELS[c]}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return drawn
 
 
 def make_figures(
     names,
     *,
-    steps: int,
+    steps: int | None = None,
     seed: int,
     out: str,
     num_points: int,
@@ -239,4 +274,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

@@ -451,7 +451,7 @@ def _main(argv):
 
 
 if __name__ == "__main__":
-    from absl import app, flags
+    from absl import flags
 
     flags.DEFINE_string("workdir", None, "A trained tfvae workdir.", required=True)
     flags.DEFINE_enum("split", "test", ["test", "val"], "Data split.")
@@ -462,4 +462,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("traversal_every", 4, "Draw (and decode) every n-th of the 100 points.")
     flags.DEFINE_integer("num_directions", 8, "Rows of the random-direction traversals.")
     flags.DEFINE_string("out", None, "Output folder (default: <workdir>/collapse).")
-    app.run(_main)
+    from tfvae import cli
+
+    cli.run(_main)

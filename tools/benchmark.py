@@ -54,6 +54,7 @@ import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
+from tfvae import cli
 from tfvae import data as data_lib
 from tfvae.build import build_model, build_optimizers, resolve_jit_compile
 
@@ -958,4 +959,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -30,7 +30,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from tfvae import collapse, trainer
+from tfvae import cli, collapse, trainer
 from tfvae.config_loader import load_config
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -291,4 +291,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

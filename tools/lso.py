@@ -37,6 +37,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from tfvae import cli
+
 DEFAULT_THRESHOLDS = (0.01, 0.005, 0.001, 0.0)
 GROUPS = ("random", "encoder", "all")
 
@@ -254,4 +256,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

@@ -226,6 +226,42 @@ def test_each_optimizer_of_the_train_step_moves_only_its_variables():
     assert model.optimizers["adversary"].iterations.numpy() == 5 * 4
 
 
+def test_each_phase_moves_only_its_own_networks_batch_norm_statistics():
+    # With batch-norm networks (svhn_conv) the critic and mask phases run the encoder and
+    # decoder in training mode too, but must leave their moving statistics alone.
+    shape = (32, 32, 3)
+    model = MaskAAE(
+        encoder=networks.build_encoder("svhn_conv", input_shape=shape, out_dim=D),
+        decoder=networks.build_decoder("svhn_conv", latent_dim=D, output_shape=shape),
+        adversary=networks.build_adversary("mlp_critic", input_dim=D, hidden_sizes=(16,)),
+        prior=build_prior("standard_normal", D),
+        likelihood=build_likelihood("bernoulli"),
+        latent_dim=D,
+        dataset_size=100,
+        seed=1,
+    )
+    model.compile({name: keras.optimizers.RMSprop(1e-3) for name in model.optimizer_names})
+    x = keras.random.uniform((4 * model.batches_per_step, *shape), seed=0)
+    model.build_all(x)
+    statistics = model.encoder.non_trainable_variables + model.decoder.non_trainable_variables
+    assert statistics and all("moving" in v.path for v in statistics)
+    batches = tf.split(x, model.batches_per_step)
+    for phase in model.phases():
+        before = [v.numpy().copy() for v in statistics]
+        phase.loss_fn(batches, True)
+        moved = [
+            v.path
+            for b, v in zip(before, statistics, strict=True)
+            if not np.array_equal(b, v.numpy())
+        ]
+        # The autoencoder's phase moves them all, the generator's (encoder only) the encoder's.
+        own = {
+            "main": statistics,
+            "generator": model.encoder.non_trainable_variables,
+        }.get(phase.optimizer, [])
+        assert moved == [v.path for v in own], phase.optimizer
+
+
 def test_variance_term_of_the_model_is_the_penalty_on_unmasked_codes():
     model, x = _model()
     model.latent_mask.m.assign([0.0, 0.0, 30.0, 30.0])

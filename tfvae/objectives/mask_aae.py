@@ -208,13 +208,16 @@ class MaskAAE(AAE):
         return {"loss": loss, "recon": parts["recon"], "variance": variance}
 
     def mask_terms(self, x, training):
-        z = tf.stop_gradient(self.encode(x, training=training)[0])  # [B, d]; m only
-        params = self.decoder_params(z, x, training=training)  # decoder sees alpha * z
+        with self.keeping_state(self.encoder, self.decoder, self.adversary):  # m only
+            z = tf.stop_gradient(self.encode(x, training=training)[0])  # [B, d]
+            params = self.decoder_params(z, x, training=training)  # decoder sees alpha * z
+            eps = self.prior.sample(batch_size(z), self.seed_generator)  # [B, d]
+            d_codes = self.score(z, training)  # [B]
+            d_prior = self.score(eps, training)  # [B]
         recon = reduce_reconstruction(
             self.likelihood.reconstruction_loss(x, params), x, self.recon_reduction
         )  # [B]
-        eps = self.prior.sample(batch_size(z), self.seed_generator)  # [B, d]
-        gap = tf.reduce_mean(self.score(z, training)) - tf.reduce_mean(self.score(eps, training))
+        gap = tf.reduce_mean(d_codes) - tf.reduce_mean(d_prior)
         alpha = self.alpha()
         poly = losses.mask_polynomial_regularizer(alpha)
         c = self.poly_weight()

@@ -10,6 +10,7 @@ on stderr and exits with status 2. ``TFVAE_TRACEBACK=1`` shows the full tracebac
 for debugging tfvae itself. Anything else is a bug and keeps its traceback.
 """
 
+import contextlib
 import os
 import sys
 
@@ -42,16 +43,23 @@ def describe(error: BaseException) -> str:
     return str(text).strip() or type(error).__name__
 
 
+@contextlib.contextmanager
+def user_errors_exit():
+    """Inside: a user error prints ``error: ...`` and exits with 2 (or re-raises, debugging)."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        if os.environ.get("TFVAE_TRACEBACK"):
+            raise
+        print(f"error: {describe(error)}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+
+
 def run(main, argv=None) -> None:
     """``absl.app.run(main)`` that reports user errors in one line and exits with 2."""
 
     def guarded(args):
-        try:
+        with user_errors_exit():
             return main(args)
-        except USER_ERRORS as error:
-            if os.environ.get("TFVAE_TRACEBACK"):
-                raise
-            print(f"error: {describe(error)}", file=sys.stderr)
-            sys.exit(EXIT_USER_ERROR)
 
     app.run(guarded, argv=argv)

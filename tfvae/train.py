@@ -25,13 +25,19 @@ from ml_collections import config_flags
 from tfvae import cli
 from tfvae.config_loader import load_config
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, path[:arg].")
-_WORKDIR = flags.DEFINE_string(
-    "workdir",
-    None,
-    "Directory for checkpoints, logs and metrics. Default: runs/<config file stem>[_<arg>].",
-)
-flags.mark_flags_as_required(["config"])
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined when run as a program, so importing this module defines no flag that could
+    collide with another tool's (``tools.benchmark`` also has ``--config``)."""
+    config_flags.DEFINE_config_file("config", None, "Config file, path[:arg].")
+    flags.DEFINE_string(
+        "workdir",
+        None,
+        "Directory for checkpoints, logs and metrics. Default: runs/<config file stem>[_<arg>].",
+    )
+    flags.mark_flags_as_required(["config"])
 
 
 def default_workdir(spec: str) -> str:
@@ -100,11 +106,9 @@ def main(argv):
         raise cli.UserError(f"Unexpected arguments: {argv[1:]}")
     from tfvae import trainer  # TensorFlow: imported once the command line is known to be good
 
-    workdir = _WORKDIR.value or default_workdir(
-        config_flags.get_config_filename(flags.FLAGS["config"])
-    )
+    workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))
     print(f"workdir: {workdir}", flush=True)
-    final = trainer.train_and_evaluate(_CONFIG.value, workdir)
+    final = trainer.train_and_evaluate(FLAGS.config, workdir)
     print("final validation:", {k: round(v, 4) for k, v in final.items()})
 
 
@@ -113,13 +117,9 @@ def run(argv: list[str] | None = None):
     argv = list(sys.argv if argv is None else argv)
     # Config files import ``configs.common``; make the repository root importable.
     sys.path.insert(0, ".")
-    try:
+    with cli.user_errors_exit():
         check_command_line(argv[1:])
-    except cli.USER_ERRORS as error:
-        if os.environ.get("TFVAE_TRACEBACK"):
-            raise
-        print(f"error: {cli.describe(error)}", file=sys.stderr)
-        sys.exit(cli.EXIT_USER_ERROR)
+    define_flags()
     cli.run(main, argv)
 
 

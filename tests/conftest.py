@@ -15,6 +15,7 @@ GROUPS = {
     "tests/test_evaluation.py": "evaluation",
     "tests/test_export.py": "smoke_models",
     "tests/test_serve.py": "smoke_models",
+    "tests/test_mask_tools.py": "mask_sweep",
 }
 # Modules of long tests, longest first. Work is handed out groups first (most tests first),
 # then in collection order, so the long tests start early and both workers finish together on
@@ -24,6 +25,7 @@ HEAVY_FIRST = (
     "test_distribute.py",
     "test_nevae.py",
     "test_benchmark.py",
+    "test_mask_tools.py",
     "test_mask_aae.py",
     "test_objectives.py",
 )

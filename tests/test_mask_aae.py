@@ -342,6 +342,7 @@ def _lr(opt) -> float:
 def test_schedules_follow_closed_forms_and_survive_checkpoint(tmp_path):
     config = _config("mask_aae", "manifold,smoke,m=4,n=2")  # d = 4: R = 75, drop after 375
     assert config.hparams.schedule_interval == 75
+    config.train.jit_compile = False  # XLA compiles longer than 4 steps run (tested elsewhere)
     final = trainer.train_and_evaluate(config, str(tmp_path))
     assert all(np.isfinite(v) for v in final.values())
     exp = trainer.Experiment(config, str(tmp_path))
@@ -378,6 +379,7 @@ def test_schedules_follow_closed_forms_and_survive_checkpoint(tmp_path):
 def test_config_runs_smoke_on_manifold(name, tmp_path):
     config = _config(name, "manifold,smoke,n=2,m=3")
     assert config.model.latent_dim == 3 and config.data.manifold_latent_dim == 2
+    config.train.jit_compile = False  # XLA is exercised by test_training's smoke run
     final = trainer.train_and_evaluate(config, str(tmp_path))
     assert set(final) == set(OBJECTIVES[name].terms)
     assert all(np.isfinite(v) for v in final.values())

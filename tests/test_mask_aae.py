@@ -46,14 +46,16 @@ def _config(name: str, arg: str):
     return load_config(os.path.join(REPO, "configs", f"{name}.py") + ":" + arg)
 
 
-def _model(cls=MaskAAE, adversary_outputs=None, **hparams):
-    """A small model on 6-d binary vectors, with one RMSProp optimizer per phase."""
+def _model(cls=MaskAAE, adversary_outputs=None, shape=SHAPE, network="mlp", **hparams):
+    """A small model on binary ``shape`` data (6-d vectors; ``network`` builds the encoder and
+    decoder), with one RMSProp optimizer per phase."""
     adversary = networks.build_adversary("mlp_critic", input_dim=D, hidden_sizes=(16, 16))
     if adversary_outputs is not None:  # a FactorVAE-style 2-logit adversary
         adversary = networks.build_adversary("factor_vae", input_dim=D, hidden_sizes=(16,))
+    sizes = {"hidden_sizes": (16,)} if network == "mlp" else {}
     model = cls(
-        encoder=networks.build_encoder("mlp", input_shape=SHAPE, out_dim=D, hidden_sizes=(16,)),
-        decoder=networks.build_decoder("mlp", latent_dim=D, output_shape=SHAPE, hidden_sizes=(16,)),
+        encoder=networks.build_encoder(network, input_shape=shape, out_dim=D, **sizes),
+        decoder=networks.build_decoder(network, latent_dim=D, output_shape=shape, **sizes),
         adversary=adversary,
         prior=build_prior("standard_normal", D),
         likelihood=build_likelihood("bernoulli"),
@@ -63,7 +65,7 @@ def _model(cls=MaskAAE, adversary_outputs=None, **hparams):
         **hparams,
     )
     model.compile({name: keras.optimizers.RMSprop(1e-3) for name in model.optimizer_names})
-    x = tf.cast(keras.random.uniform((8 * model.batches_per_step, *SHAPE), seed=0) > 0.5, "float32")
+    x = tf.cast(keras.random.uniform((8 * model.batches_per_step, *shape), seed=0) > 0.5, "float32")
     model.build_all(x)
     return model, x
 
@@ -229,23 +231,10 @@ def test_each_optimizer_of_the_train_step_moves_only_its_variables():
 def test_each_phase_moves_only_its_own_networks_batch_norm_statistics():
     # With batch-norm networks (svhn_conv) the critic and mask phases run the encoder and
     # decoder in training mode too, but must leave their moving statistics alone.
-    shape = (32, 32, 3)
-    model = MaskAAE(
-        encoder=networks.build_encoder("svhn_conv", input_shape=shape, out_dim=D),
-        decoder=networks.build_decoder("svhn_conv", latent_dim=D, output_shape=shape),
-        adversary=networks.build_adversary("mlp_critic", input_dim=D, hidden_sizes=(16,)),
-        prior=build_prior("standard_normal", D),
-        likelihood=build_likelihood("bernoulli"),
-        latent_dim=D,
-        dataset_size=100,
-        seed=1,
-    )
-    model.compile({name: keras.optimizers.RMSprop(1e-3) for name in model.optimizer_names})
-    x = keras.random.uniform((4 * model.batches_per_step, *shape), seed=0)
-    model.build_all(x)
+    model, x = _model(shape=(32, 32, 3), network="svhn_conv")
     statistics = model.encoder.non_trainable_variables + model.decoder.non_trainable_variables
     assert statistics and all("moving" in v.path for v in statistics)
-    batches = tf.split(x, model.batches_per_step)
+    batches = tf.split(x[: 4 * model.batches_per_step], model.batches_per_step)
     for phase in model.phases():
         before = [v.numpy().copy() for v in statistics]
         phase.loss_fn(batches, True)

@@ -41,15 +41,16 @@ class Phase:
 
 
 @contextlib.contextmanager
-def unchanged(variables: Sequence):
-    """Restores ``variables`` on exit: a network run in training mode inside keeps its state.
+def keeping_state(*networks):
+    """Inside, ``networks`` run in training mode but keep their batch-norm state.
 
-    An adversary's phase encodes in training mode (codes as the autoencoder's phase sees them)
-    but must not move the encoder: batch norm would update its moving statistics. Reads happen
-    before and restores after the body, in program order (``tf.function`` orders operations on
-    the same variable).
+    A phase moves only its own variables: one that runs another phase's network in training
+    mode (e.g. an adversary's phase encoding codes as the autoencoder's phase sees them)
+    restores that network's non-trainable variables (moving statistics) on exit. Reads happen
+    before and restores after the body, in program order (``tf.function`` orders operations
+    on the same variable).
     """
-    variables = list(variables)
+    variables = [v for net in networks for v in net.non_trainable_variables]
     saved = [tf.identity(v) for v in variables]
     yield
     for v, value in zip(variables, saved, strict=True):

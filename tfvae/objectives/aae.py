@@ -30,7 +30,7 @@ the adversary's loss with weight ``gradient_penalty_weight``.
 import tensorflow as tf
 
 from tfvae import losses
-from tfvae.models import AdversarialAutoencoder, Phase, unchanged
+from tfvae.models import AdversarialAutoencoder, Phase, keeping_state
 from tfvae.objectives.wae_mmd import RECON_REDUCTIONS, batch_size, deterministic_reconstruction
 
 ADVERSARIAL_LOSSES = ("wgan_gp", "gan")
@@ -111,17 +111,8 @@ class AAE(AdversarialAutoencoder):
         parts = deterministic_reconstruction(self, x, training, self.recon_reduction)
         return {"loss": parts["recon"], "recon": parts["recon"]}
 
-    def keeping_state(self, *networks):
-        """Context in which ``networks`` run in training mode but keep their batch-norm state.
-
-        A phase moves only its own variables: one that runs another phase's network in
-        training mode (codes as the autoencoder's phase sees them) restores that network's
-        moving statistics afterwards.
-        """
-        return unchanged([v for net in networks for v in net.non_trainable_variables])
-
     def adversary_terms(self, x: tf.Tensor, training: bool) -> dict:
-        with self.keeping_state(self.encoder):
+        with keeping_state(self.encoder):
             z = tf.stop_gradient(self.encode(x, training=training)[0])  # [B, d]
         eps = self.prior.sample(batch_size(z), self.seed_generator)  # [B, d]
         prior_in = self.adversary_input(eps)
@@ -141,7 +132,7 @@ class AAE(AdversarialAutoencoder):
 
     def generator_terms(self, x: tf.Tensor, training: bool) -> dict:
         z, _ = self.encode(x, training=training)  # [B, d]
-        with self.keeping_state(self.adversary):
+        with keeping_state(self.adversary):
             s = self.score(z, training)  # [B]
         loss = -s if self.adversarial_loss == "wgan_gp" else tf.nn.softplus(-s)
         return {"generator_loss": loss}

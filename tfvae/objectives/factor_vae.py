@@ -12,7 +12,7 @@ dpVAE authors' MNIST setting: gamma 1000, batch 24, both learning rates 1e-4.
 import tensorflow as tf
 
 from tfvae import losses
-from tfvae.models import AdversarialAutoencoder, Phase, unchanged
+from tfvae.models import AdversarialAutoencoder, Phase, keeping_state
 
 
 class FactorVAE(AdversarialAutoencoder):
@@ -38,7 +38,7 @@ class FactorVAE(AdversarialAutoencoder):
     def adversary_terms(self, batches, training):
         # Training-mode codes, as the VAE update sees them, with every encoder variable left as
         # it was: batch norm would otherwise move its statistics in the discriminator's update.
-        with unchanged(self.encoder.non_trainable_variables):
+        with keeping_state(self.encoder):
             z = tf.stop_gradient(self.posterior_sample(batches[0], training)["z"])  # [B, d]
             z_other = tf.stop_gradient(self.posterior_sample(batches[1], training)["z"])
         z_perm = losses.permute_dims(z_other, self.seed_generator)  # ~ prod_j q(z_j)

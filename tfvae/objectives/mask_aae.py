@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import evaluation, losses, metrics
-from tfvae.models import Phase
+from tfvae.models import Phase, keeping_state
 from tfvae.objectives.aae import AAE
 from tfvae.objectives.wae_mmd import (
     batch_size,
@@ -208,7 +208,7 @@ class MaskAAE(AAE):
         return {"loss": loss, "recon": parts["recon"], "variance": variance}
 
     def mask_terms(self, x, training):
-        with self.keeping_state(self.encoder, self.decoder, self.adversary):  # m only
+        with keeping_state(self.encoder, self.decoder, self.adversary):  # m only
             z = tf.stop_gradient(self.encode(x, training=training)[0])  # [B, d]
             params = self.decoder_params(z, x, training=training)  # decoder sees alpha * z
             eps = self.prior.sample(batch_size(z), self.seed_generator)  # [B, d]

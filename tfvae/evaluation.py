@@ -303,15 +303,7 @@ def load_experiment(workdir: str):
     Raises:
       FileNotFoundError: if the workdir has no config.json or no checkpoint.
     """
-    exp = workdir_lib.load_experiment(workdir, require_checkpoint=False)
-    if exp.restored_from is None:
-        raise FileNotFoundError(
-            f"No checkpoint in {os.path.join(workdir, 'checkpoints')}: there is no trained "
-            "model to evaluate. Train it first: python -m tfvae.train "
-            f"--config=configs/<name>.py --workdir={workdir} (rerunning the command that "
-            "created the workdir resumes its training)."
-        )
-    return exp
+    return workdir_lib.load_experiment(workdir, require_checkpoint=True)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -85,8 +85,12 @@ def load_experiment(workdir: str, *, require_checkpoint: bool = True):
 
     exp = Experiment(load_config(workdir), workdir)
     if require_checkpoint and exp.restored_from is None:
+        # Said for the command line (every command loads workdirs through here); Python
+        # callers wanting the untrained model pass require_checkpoint=False.
         raise FileNotFoundError(
-            f"No checkpoint in {os.path.join(workdir, 'checkpoints')}: train first, or pass "
-            "require_checkpoint=False to use the freshly initialized model."
+            f"No checkpoint in {os.path.join(workdir, 'checkpoints')}: there is no trained "
+            "model. Train it first: python -m tfvae.train "
+            f"--config=configs/<name>.py --workdir={workdir} (rerunning the command that "
+            "created the workdir resumes its training)."
         )
     return exp

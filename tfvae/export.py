@@ -375,6 +375,11 @@ def export_model(
     return target
 
 
+def default_name(workdir: str) -> str:
+    """The model name of an export that names none: the workdir's folder name."""
+    return os.path.basename(os.path.normpath(workdir))
+
+
 def export_experiment(
     exp,
     export_dir: str = DEFAULT_EXPORT_DIR,
@@ -388,7 +393,7 @@ def export_experiment(
     The model name defaults to the workdir's folder name; ``tfvae_export.json`` records the
     workdir, checkpoint, step and config.
     """
-    name = name or os.path.basename(os.path.normpath(exp.workdir))
+    name = name or default_name(exp.workdir)
     info = {
         "workdir": os.path.abspath(exp.workdir),
         "checkpoint": exp.restored_from,
@@ -422,7 +427,7 @@ def export_workdir(
     from tfvae.workdir import load_experiment
 
     # Refuse a bad name or an existing version before the (slow) model load.
-    new_version_dir(export_dir, name or os.path.basename(os.path.normpath(workdir)), version)
+    new_version_dir(export_dir, name or default_name(workdir), version)
     return export_experiment(
         load_experiment(workdir), export_dir, name, version, config_base_path=config_base_path
     )

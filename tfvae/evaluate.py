@@ -62,14 +62,23 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_bool("quiet", False, "No progress bars or table.", **fv)
 
 
-# Integer flags and their smallest valid value.
-_MINIMUM = {
+# Integer flags and their smallest valid value (tools.reproduce checks its own with these).
+FLAG_MINIMUM = {
     "num_samples": 2,
     "nll_samples": 1,
     "nll_chunk": 1,
     "batch_size": 1,
     "classifier_steps": 1,
 }
+
+
+def check_minimums(f: flags.FlagValues, minimum: dict[str, int]) -> None:
+    """cli.UserError naming the first flag of ``minimum`` (that ``f`` has) set below its
+    smallest valid value."""
+    for name, low in minimum.items():
+        value = f[name].value if name in f else None
+        if value is not None and value < low:
+            raise cli.UserError(f"--{name} must be >= {low}, got {value}.")
 
 
 def validate_flags(f: flags.FlagValues = FLAGS) -> None:
@@ -80,10 +89,7 @@ def validate_flags(f: flags.FlagValues = FLAGS) -> None:
     """
     if f.workdir is None:
         raise cli.UserError("--workdir is required (a trained tfvae workdir).")
-    for name, minimum in _MINIMUM.items():
-        value = f[name].value
-        if value is not None and value < minimum:
-            raise cli.UserError(f"--{name} must be >= {minimum}, got {value}.")
+    check_minimums(f, FLAG_MINIMUM)
     if f.inception_weights and not os.path.isfile(f.inception_weights):
         raise cli.UserError(f"--inception_weights: no such file {f.inception_weights!r}.")
 

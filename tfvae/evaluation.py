@@ -1161,11 +1161,14 @@ def _write_summaries(workdir: str, step: int, report: dict, feature_identity) ->
     writer.close()
 
 
-def describe_feature_network(identity: dict) -> str:
-    """``classifier fashion_mnist_28x28x1, test accuracy 0.912`` (name, key or file, accuracy)."""
-    where = identity.get("key", identity.get("path", ""))
+def describe_feature_network(identity: dict, *, sha: bool = False) -> str:
+    """``classifier fashion_mnist_28x28x1, test accuracy 0.912`` (name, key or file, accuracy;
+    with ``sha``, the start of the weights' sha256 when known)."""
+    where = identity.get("key") or identity.get("path") or ""
     acc = identity.get("test_accuracy")
     extra = f", test accuracy {acc:.3f}" if acc is not None else ""
+    if sha and "sha256" in identity:
+        extra += f", sha256 {identity['sha256'][:12]}"
     return f"{identity['name']} {where}{extra}".replace("  ", " ").strip()
 
 
@@ -1176,6 +1179,16 @@ def feature_networks_by_metric(details: dict) -> dict[str, dict]:
         for name, d in details.items()
         if isinstance(d, dict) and d.get("feature_network")
     }
+
+
+def report_feature_networks(report: dict) -> dict[str, dict]:
+    """FID metric -> its feature network, from a metrics.json (older versions kept a single
+    ``feature_network`` for every FID metric of the report)."""
+    by_metric = report.get("feature_networks")
+    if by_metric is None:
+        feat = report.get("feature_network")
+        by_metric = {k: feat for k in report.get("metrics", {}) if feat and k.startswith("fid")}
+    return by_metric
 
 
 def group_feature_networks(by_metric: dict[str, dict]) -> list[tuple[dict, list[str]]]:
@@ -1191,10 +1204,7 @@ def format_report(report: dict) -> str:
     """A short text table of scalars, timings and skipped metrics, under the FID feature
     network(s): one line per network, naming the metrics computed with it."""
     lines = io.StringIO()
-    by_metric = report.get("feature_networks")
-    if by_metric is None and report.get("feature_network"):  # a report of an older version
-        by_metric = {"fid": report["feature_network"]}
-    for identity, names in group_feature_networks(by_metric or {}):
+    for identity, names in group_feature_networks(report_feature_networks(report)):
         lines.write(f"FID features ({', '.join(names)}): {describe_feature_network(identity)}\n")
     width = max([24, *(len(k) + 2 for k in report["metrics"])])
     lines.write(f"{'metric':<{width}}{'value':>14}\n")

@@ -33,7 +33,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from tfvae import cli, evaluation, trainer
+from tfvae import cli, evaluate, evaluation, trainer
 from tfvae.config_loader import load_config
 
 # The 12 rows of the paper's Table 1, in its order: each regularizer without and with dp.
@@ -153,16 +153,7 @@ def options_from_flags(f: flags.FlagValues = FLAGS) -> evaluation.EvalOptions:
     """The evaluation options the flags ask for; bad values fail here, naming their flag."""
     if f.out is None:
         raise cli.UserError("--out is required (the folder of the workdirs and table.md).")
-    minimum = {
-        "steps": 1,
-        "num_samples": 2,
-        "nll_samples": 1,
-        "nll_chunk": 1,
-        "classifier_steps": 1,
-    }
-    for name, low in minimum.items():
-        if f[name].value is not None and f[name].value < low:
-            raise cli.UserError(f"--{name} must be >= {low}, got {f[name].value}.")
+    evaluate.check_minimums(f, {"steps": 1, **evaluate.FLAG_MINIMUM})
     metrics = tuple(f.metrics) if f.metrics else None
     evaluation.select_metrics(metrics)  # an unknown name fails before any training
     return evaluation.EvalOptions(
@@ -260,10 +251,7 @@ _COLUMN_NAMES = {"fid": "FID", "fid_lp": "FID (LP)"}
 
 def _feature_networks(report: dict) -> dict[str, dict]:
     """Table column (fid, fid_lp) -> the feature network of its number in ``report``."""
-    by_metric = report.get("feature_networks")
-    if by_metric is None:  # metrics.json of an older version: one network for the report
-        feat = report.get("feature_network")
-        by_metric = {key: feat for key in _COLUMN_NAMES if feat and key in report["metrics"]}
+    by_metric = evaluation.report_feature_networks(report)
     return {key: by_metric[key] for key in _COLUMN_NAMES if by_metric.get(key)}
 
 
@@ -305,12 +293,9 @@ def format_table(rows: dict[str, dict | None], *, dataset: str, steps: int | str
             who.append(f"{label} {_COLUMN_NAMES[key]}")
     lines.append("")
     for feat_json, who in features.items():
-        feat = json.loads(feat_json)
-        desc = feat.get("key") or feat.get("path") or ""
-        acc = f", test accuracy {feat['test_accuracy']:.3f}" if "test_accuracy" in feat else ""
-        sha = f", sha256 {feat['sha256'][:12]}" if "sha256" in feat else ""
+        desc = evaluation.describe_feature_network(json.loads(feat_json), sha=True)
         whom = "all rows" if len(features) == 1 else ", ".join(who)
-        lines.append(f"FID features ({whom}): {feat['name']} {desc}{acc}{sha}.")
+        lines.append(f"FID features ({whom}): {desc}.")
     if paper is None:
         lines.append(
             f"The paper reports no numbers on {dataset} (it has MNIST, SVHN and CelebA); "

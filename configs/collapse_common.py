@@ -88,7 +88,13 @@ def collapse_config(
     c.model.decoder = _net("pixelcnn")
     c.model.likelihood = _net("bernoulli")
     c.model.prior = (
-        _net("decoupled", num_blocks=6, hidden_units=(64, 64))
+        _net(
+            "decoupled",
+            num_blocks=6,
+            hidden_units=(64, 64),
+            shift_activation="tanh",
+            initializer="torch",
+        )
         if prior == "decoupled"
         else _net("standard_normal")
     )

@@ -202,7 +202,13 @@ def config_for(objective: str, prior: str, arg: str | None, *, hparams: dict, mn
     c = base_config()
     c.objective = objective
     c.model.prior = (
-        _net("decoupled", num_blocks=6, hidden_units=(64, 64))
+        _net(
+            "decoupled",
+            num_blocks=6,
+            hidden_units=(64, 64),
+            shift_activation="tanh",
+            initializer="torch",
+        )
         if prior == "decoupled"
         else _net("standard_normal")
     )

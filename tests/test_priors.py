@@ -119,10 +119,12 @@ DP_CONFIGS = (
 
 @pytest.mark.parametrize("name", DP_CONFIGS)
 def test_dp_configs_build_the_authors_flow(name):
-    # dpVAE authors: 6 coupling blocks; s and t are separate Dense(64)-Dense(64)-Dense(n)
-    # networks, s bounded by tanh.
+    # dpVAE authors (models/implicit_model.py): 6 coupling blocks; s and t are separate
+    # Dense(64)-Dense(64)-Dense(n) networks, each ending in tanh.
     config = load_config(os.path.join(REPO, "configs", f"{name}.py"))
     m = config.model
+    assert m.prior.options.shift_activation == "tanh"
+    assert m.prior.options.initializer == "torch"
     prior = build_prior(m.prior.name, m.latent_dim, **dict(m.prior.options))
     prior.build(None)
     assert isinstance(prior, DecoupledPrior)
@@ -134,10 +136,120 @@ def test_dp_configs_build_the_authors_flow(name):
         for mlp in (net.log_scale_net, net.shift_net):
             units = [layer.units for layer in mlp.layers if isinstance(layer, keras.layers.Dense)]
             assert units == [64, 64, n], (name, mlp.name, units)
-        # Large weights and inputs: s saturates at +-1 (tanh), the linear t does not.
+        # Large weights and inputs: both s and t saturate at +-1 (tanh).
         for v in net.trainable_variables:
             v.assign(tf.fill(v.shape, 0.5))
         shift, log_scale = net(x)
-        assert float(tf.reduce_max(tf.abs(log_scale))) <= 1.0
         np.testing.assert_allclose(tf.abs(log_scale), 1.0)
-        assert float(tf.reduce_max(tf.abs(shift))) > 1e3
+        np.testing.assert_allclose(tf.abs(shift), 1.0)
+
+
+def _authors_flow(params, z, inverse):
+    """The dpVAE authors' ``Implicit.g`` / ``g_inv`` (models/implicit_model.py) in numpy, d = 2:
+    masks [1, 0], [0, 1], ... ("half"); s and t read the whole masked code and end in tanh;
+    the masked-out outputs are zeroed. Returns (output, log|det|) of g (z -> z0) or g^-1."""
+
+    def net(name, k, x):
+        h = x @ params[f"{name}.{k}.0.weight"].T + params[f"{name}.{k}.0.bias"]
+        h = np.where(h > 0, h, 0.01 * h)
+        h = h @ params[f"{name}.{k}.2.weight"].T + params[f"{name}.{k}.2.bias"]
+        h = np.where(h > 0, h, 0.01 * h)
+        return np.tanh(h @ params[f"{name}.{k}.4.weight"].T + params[f"{name}.{k}.4.bias"])
+
+    masks = np.array([[1.0, 0.0], [0.0, 1.0]] * 3)
+    log_det = np.zeros(len(z))
+    blocks = reversed(range(6)) if inverse else range(6)
+    for k in blocks:
+        m = masks[k]
+        kept = z * m
+        s, t = net("s", k, kept) * (1 - m), net("t", k, kept) * (1 - m)
+        if inverse:  # g: z -> z0
+            z = (1 - m) * (z - t) * np.exp(-s) + kept
+            log_det -= s.sum(1)
+        else:  # g^-1: z0 -> z
+            z = kept + (1 - m) * (z * np.exp(s) + t)
+            log_det += s.sum(1)
+    return z, log_det
+
+
+def test_decoupled_prior_is_the_authors_flow():
+    # The cause of issue 17: tfvae's coupling shift was linear where the authors' ends in tanh,
+    # so tfvae's flow could shear z without bound. With the authors' weights (their layout:
+    # full-width inputs, alternating masks), tfvae's flow must be their function exactly.
+    from tools.authors_code import port_flow_to_keras, z_order
+
+    rng = np.random.default_rng(0)
+    params = {}
+    for name in ("s", "t"):
+        for k in range(6):
+            for i, shape in ((0, (64, 2)), (2, (64, 64)), (4, (2, 64))):
+                params[f"{name}.{k}.{i}.weight"] = rng.normal(0, 1.5, shape).astype(np.float32)
+                params[f"{name}.{k}.{i}.bias"] = rng.normal(0, 1.0, shape[0]).astype(np.float32)
+    prior = DecoupledPrior(2)
+    prior.build(None)
+    port_flow_to_keras(params, prior)
+    order = z_order(6, 2)  # tfvae's z is the authors' z with its coordinates in this order
+    z = rng.normal(0, 3.0, (64, 2)).astype(np.float32)
+    z0_ref, log_det_ref = _authors_flow(params, z, inverse=True)
+    z0, log_det = prior._inverse_and_log_det(tf.constant(z[:, order]))
+    np.testing.assert_allclose(z0, z0_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(log_det, log_det_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        prior.log_prob(tf.constant(z[:, order])),
+        losses.log_standard_normal(z0_ref).numpy() + log_det_ref,
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    z_ref, _ = _authors_flow(params, z, inverse=False)
+    np.testing.assert_allclose(prior.from_z0(tf.constant(z)), z_ref[:, order], rtol=1e-4, atol=1e-4)
+
+
+def test_bounded_couplings_bound_how_far_the_flow_moves_a_code():
+    # Each coordinate of a 2-d code passes through K/2 = 3 blocks, each scaling by at most e
+    # and shifting by at most 1: |g^-1(z0)_i| <= e^3 |z0_i| + e^2 + e + 1, whatever the weights.
+    prior = DecoupledPrior(2)
+    prior.build(None)
+    rng = np.random.default_rng(1)
+    for v in prior.trainable_variables:
+        v.assign(rng.normal(0, 30.0, v.shape).astype(np.float32))
+    z0 = rng.normal(0, 2.0, (4096, 2)).astype(np.float32)
+    z = prior.from_z0(tf.constant(z0)).numpy()
+    bound = np.e**3 * np.abs(z0[:, ::-1]) + np.e**2 + np.e + 1
+    assert np.all(np.abs(z) <= bound + 1e-3)
+    # The linear shift (the old tfvae behaviour) has no such bound.
+    free = DecoupledPrior(2, shift_activation="linear")
+    free.build(None)
+    for v, w in zip(free.trainable_variables, prior.trainable_variables, strict=True):
+        v.assign(w)
+    assert np.any(np.abs(free.from_z0(tf.constant(z0)).numpy()) > bound + 1.0)
+
+
+def test_torch_initializer_draws_pytorchs_linear_default():
+    # PyTorch's nn.Linear: weights and biases ~ U(+-1/sqrt(fan_in)); the authors' first layer
+    # reads all d coordinates, so its fan-in is d although tfvae feeds it d/2 of them.
+    d = 8
+    prior = DecoupledPrior(d, num_blocks=6)
+    prior.build(None)
+    layers = [
+        [layer for layer in mlp.layers if isinstance(layer, keras.layers.Dense)]
+        for net in prior.coupling_nets
+        for mlp in (net.log_scale_net, net.shift_net)
+    ]
+    for fan_in, index in ((d, 0), (64, 1), (64, 2)):
+        values = np.concatenate([np.ravel(w) for mlp in layers for w in mlp[index].get_weights()])
+        bound = 1 / np.sqrt(fan_in)
+        assert np.abs(values).max() <= bound
+        # A uniform on [-b, b] has standard deviation b / sqrt(3).
+        np.testing.assert_allclose(values.std(), bound / np.sqrt(3), rtol=0.05)
+    glorot = DecoupledPrior(d, initializer="glorot")
+    glorot.build(None)
+    biases = [w for w in glorot.trainable_variables if len(w.shape) == 1]
+    assert all(float(tf.reduce_max(tf.abs(b))) == 0.0 for b in biases)
+
+
+@pytest.mark.parametrize(
+    "options", [{"shift_activation": "relu"}, {"initializer": "he"}], ids=["shift", "init"]
+)
+def test_unknown_flow_options_name_the_valid_ones(options):
+    with pytest.raises(ValueError, match="valid"):
+        DecoupledPrior(2, **options)

@@ -17,6 +17,7 @@ References:
 """
 
 import inspect
+import math
 
 import keras
 import tensorflow as tf
@@ -60,26 +61,68 @@ class StandardNormalPrior(keras.layers.Layer):
         return self.log_prob(z)
 
 
+def torch_uniform(fan_in: int) -> keras.initializers.Initializer:
+    """PyTorch's default initialization of ``nn.Linear`` weights and biases: U(-b, b) with
+    b = 1 / sqrt(fan_in) (``kaiming_uniform_(a=sqrt(5))`` reduces to this bound)."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+SHIFT_ACTIVATIONS = ("tanh", "linear")
+INITIALIZERS = ("torch", "glorot")
+
+
 class CouplingNet(keras.layers.Layer):
     """The s and t networks of one affine coupling block, as separate MLPs.
 
-    Each is Dense(h)-LeakyReLU-...-Dense(h)-LeakyReLU-Dense(n) (the dpVAE authors' 64-64). The
-    log-scale s goes through tanh so that exp(s) stays in [1/e, e] per block and the flow cannot
-    blow up early in training; the shift t is linear.
+    Each is Dense(h)-LeakyReLU-...-Dense(h)-LeakyReLU-Dense(n)-tanh, the dpVAE authors' 64-64
+    (``models/implicit_model.py``). The log-scale s goes through tanh so that exp(s) stays in
+    [1/e, e] per block; the shift t goes through tanh too (``shift_activation="tanh"``, as the
+    authors' code does), so |t| <= 1 per block. With a linear shift the flow can shear z without
+    bound at no cost in log-determinant; see ``DecoupledPrior``.
+
+    Args:
+      output_units: n, the transformed dimensions.
+      hidden_units: hidden layer sizes.
+      shift_activation: "tanh" (authors) or "linear".
+      initializer: "torch" (PyTorch's ``nn.Linear`` default, the authors' framework: weights and
+        biases U(+-1/sqrt(fan_in))) or "glorot" (Keras' default: Glorot-uniform weights, zero
+        biases).
+      input_fan_in: the fan-in the "torch" initializer uses for the first layer. The authors'
+        networks read the whole masked code (d inputs, the masked-out ones zero), so their first
+        layer's bound is 1/sqrt(d) although only the conditioning half reaches it.
     """
 
-    def __init__(self, output_units: int, hidden_units=(64, 64), **kwargs):
+    def __init__(
+        self,
+        output_units: int,
+        hidden_units=(64, 64),
+        *,
+        shift_activation: str = "tanh",
+        initializer: str = "torch",
+        input_fan_in: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
 
+        def dense(units, fan_in, activation=None):
+            if initializer == "glorot" or fan_in is None:
+                return keras.layers.Dense(units, activation=activation)
+            init = torch_uniform(fan_in)
+            return keras.layers.Dense(
+                units, activation=activation, kernel_initializer=init, bias_initializer=init
+            )
+
         def mlp(final_activation, name):
-            layers = []
+            layers, fan_in = [], input_fan_in
             for units in hidden_units:
-                layers += [keras.layers.Dense(units), keras.layers.LeakyReLU(negative_slope=0.01)]
-            layers.append(keras.layers.Dense(output_units, activation=final_activation))
+                layers += [dense(units, fan_in), keras.layers.LeakyReLU(negative_slope=0.01)]
+                fan_in = units
+            layers.append(dense(output_units, fan_in, final_activation))
             return keras.Sequential(layers, name=name)
 
         self.log_scale_net = mlp("tanh", "s")
-        self.shift_net = mlp(None, "t")
+        self.shift_net = mlp("tanh" if shift_activation == "tanh" else None, "t")
 
     def call(self, x):
         return self.shift_net(x), self.log_scale_net(x)
@@ -108,7 +151,16 @@ class DecoupledPrior(keras.layers.Layer):
       hidden_units: hidden layer sizes of each s and t network (authors: (64, 64)).
     """
 
-    def __init__(self, latent_dim: int, *, num_blocks: int = 6, hidden_units=(64, 64), **kwargs):
+    def __init__(
+        self,
+        latent_dim: int,
+        *,
+        num_blocks: int = 6,
+        hidden_units=(64, 64),
+        shift_activation: str = "tanh",
+        initializer: str = "torch",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if latent_dim < 2:
             raise ValueError(
@@ -118,10 +170,23 @@ class DecoupledPrior(keras.layers.Layer):
             )
         if num_blocks < 1:
             raise ValueError(f"num_blocks must be >= 1, got {num_blocks}.")
+        if shift_activation not in SHIFT_ACTIVATIONS:
+            raise ValueError(
+                f"Unknown shift_activation {shift_activation!r}; valid: {list(SHIFT_ACTIVATIONS)}."
+            )
+        if initializer not in INITIALIZERS:
+            raise ValueError(f"Unknown initializer {initializer!r}; valid: {list(INITIALIZERS)}.")
         self.latent_dim = latent_dim
         num_masked = latent_dim // 2
         self.coupling_nets = [
-            CouplingNet(latent_dim - num_masked, tuple(hidden_units), name=f"coupling_{k}")
+            CouplingNet(
+                latent_dim - num_masked,
+                tuple(hidden_units),
+                shift_activation=shift_activation,
+                initializer=initializer,
+                input_fan_in=latent_dim,
+                name=f"coupling_{k}",
+            )
             for k in range(num_blocks)
         ]
         reverse = tfb.Permute(permutation=list(reversed(range(latent_dim))))

@@ -80,7 +80,7 @@ class AggressiveTraining:
       train_images: the training split, source of the fresh batches.
       batch_size: examples per minibatch (times ``model.batches_per_step`` per step).
       seed: the run's seed; the fresh stream uses ``seed + FRESH_SEED_OFFSET``.
-      binarize, dequantize: the training pipeline's transforms (``config.data``).
+      binarize, dequantize, augment: the training pipeline's transforms (``config.data``).
       max_encoder_steps: at most this many encoder-only updates per step (He et al.: 100).
       window: the running loss is compared every ``window`` updates (He et al.: 10).
       patience: validations without a new best MI before the mode ends (METHODS.md: 5).
@@ -97,6 +97,7 @@ class AggressiveTraining:
         seed: int,
         binarize: str = "none",
         dequantize: bool = False,
+        augment: str = "none",
         max_encoder_steps: int = 100,
         window: int = 10,
         patience: int = 5,
@@ -123,6 +124,7 @@ class AggressiveTraining:
             seed=seed + FRESH_SEED_OFFSET,
             binarize=binarize,
             dequantize=dequantize,
+            augment=augment,
         )
         self._fresh_iterator = None
         self._clipnorm = optimizer.get("global_clipnorm")
@@ -154,6 +156,7 @@ class AggressiveTraining:
             seed=config.seed,
             binarize=config.data.binarize,
             dequantize=config.data.dequantize,
+            augment=config.data.augment,
             jit_compile=resolve_jit_compile(config.train.jit_compile),
         )
 

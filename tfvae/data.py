@@ -48,6 +48,7 @@ import numpy as np
 import scipy.io
 import tensorflow as tf
 
+from tfvae import augment as augment_lib
 from tfvae import registry
 
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -64,7 +65,7 @@ _OMNIGLOT_SHUFFLE_SEED = 0
 _LEAKY_SLOPE = 0.2
 _CHUNK = 4096  # examples per chunk when resizing or binarizing arrays, to bound temporaries
 # tf.random.experimental.stateless_fold_in tags that separate the per-step noise streams.
-_BINARIZE_TAG, _DEQUANTIZE_TAG = 1, 2
+_BINARIZE_TAG, _DEQUANTIZE_TAG, _AUGMENT_TAG = 1, 2, 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -545,6 +546,7 @@ def train_dataset(
     start_step: int = 0,
     binarize: str = "none",
     dequantize: bool = False,
+    augment: str = "none",
 ) -> tf.data.Dataset:
     """An infinite stream of float32 training batches ``[B, ...]``, deterministic by step.
 
@@ -561,8 +563,12 @@ def train_dataset(
       binarize: "none", "dynamic" (fresh Bernoulli draw at every step) or "static" (one draw
         with ``STATIC_BINARIZE_SEED``).
       dequantize: add U(0, 1/256) to 8-bit images.
+      augment: a key of ``tfvae.augment.AUGMENTATIONS`` ("none", or "dpvae": the dpVAE
+        authors' MNIST augmentation), applied before binarization and dequantization, with
+        draws seeded by (seed, s) like the noise.
     """
     _check_transforms(x, binarize, dequantize)
+    augment_fn = registry.lookup(augment_lib.AUGMENTATIONS, augment, "augmentation")
     n = len(x)
     if not 1 <= batch_size <= n:
         raise ValueError(f"batch_size={batch_size} must be in [1, {n}] for {n} examples.")
@@ -583,6 +589,10 @@ def train_dataset(
         )  # [B]
         batch = to_float(tf.gather(images, index))  # [B, ...]
         step_seed = tf.stack([seed, step])
+        if augment_fn is not None:
+            batch = augment_fn(
+                batch, tf.random.experimental.stateless_fold_in(step_seed, _AUGMENT_TAG)
+            )
         if binarize == "dynamic":
             noise_seed = tf.random.experimental.stateless_fold_in(step_seed, _BINARIZE_TAG)
             u = tf.random.stateless_uniform(tf.shape(batch), noise_seed)

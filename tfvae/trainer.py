@@ -275,6 +275,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         start_step=exp.step,
         binarize=config.data.binarize,
         dequantize=config.data.dequantize,
+        augment=config.data.augment,
     )
     progbar = keras.utils.Progbar(cfg.num_steps, stateful_metrics=list(model.terms))
     step = exp.step

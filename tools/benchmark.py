@@ -502,6 +502,7 @@ def bench_data(setup: Setup, *, jit_compile: bool, steps: int, repeats: int, war
         seed=config.seed,
         binarize=config.data.binarize,
         dequantize=config.data.dequantize,
+        augment=config.data.augment,
     )
     it = iter(ds)
     fn = setup.train_fn(jit_compile)

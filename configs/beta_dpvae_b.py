@@ -10,6 +10,10 @@ Override any field, e.g. --config.train.num_steps=20000 (a misspelled field fail
 Expect: dpVAE Table 1, MNIST: the beta-dpVAE-B row. Latent size 2, 100k Adam steps, as in the
 paper; on Fashion-MNIST the paper gives no numbers, so compare rows with each other (``python -m
 tools.reproduce``).
+
+Prior: the authors' flow (6 coupling blocks of 64-64, tanh on both s and t, PyTorch's
+initialization). tfvae's earlier linear shift trained a visibly different prior; ``dpvae.py``
+has the side-by-side with the authors' code.
 """
 
 from configs import common

@@ -11,6 +11,10 @@ Expect: dpVAE Table 1, MNIST: beta-TC-dpVAE FID 133.3, FID (LP) 133.1, sKL 2.07 
 run: gamma 150; set hparams.dwkl_log_det=False to reproduce their code, which drops the flow's
 log-determinant in DWKL). Latent size 2, 100k Adam steps, as in the paper; on Fashion-MNIST the
 paper gives no numbers, so compare rows with each other (``python -m tools.reproduce``).
+
+Prior: the authors' flow (6 coupling blocks of 64-64, tanh on both s and t, PyTorch's
+initialization). tfvae's earlier linear shift trained a visibly different prior; ``dpvae.py``
+has the side-by-side with the authors' code.
 """
 
 from configs import common

@@ -199,7 +199,8 @@ def config_for(objective: str, prior: str, arg: str | None, *, hparams: dict, mn
       hparams: the objective's keyword arguments (the authors' values).
       mnist: overrides the authors used on MNIST, kept for every 28x28 grayscale preset:
         ``batch_size``, ``learning_rate``, ``mse_weight``, and for FactorVAE
-        ``adversary_learning_rate``.
+        ``adversary_learning_rate``. The ``mnist`` preset (not Fashion-MNIST) also turns on
+        their augmentation, ``data.augment = "dpvae"``.
     """
     args = parse_arg(arg)
     c = base_config()

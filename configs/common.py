@@ -45,6 +45,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model = ml_collections.ConfigDict(
         {
             "latent_dim": 2,
+            # Encoder/decoder initialization (tfvae.networks.INITIALIZERS): "glorot", Keras'
+            # default, or "torch", PyTorch's default, which the dpVAE authors' networks get.
+            "initializer": "glorot",
             "encoder": _net("mnist_conv"),
             "decoder": _net("mnist_conv"),
             "prior": _net("standard_normal"),

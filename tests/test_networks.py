@@ -256,3 +256,29 @@ def test_wrong_image_shape_fails_early():
         networks.build_encoder("mnist_conv", input_shape=(32, 32, 3), out_dim=4)
     with pytest.raises(ValueError, match=r"\(64, 64, C\)"):
         networks.build_decoder("celeba_conv", latent_dim=2, output_shape=(32, 32, 3))
+
+
+def test_torch_initialize_draws_pytorchs_default_per_layer():
+    # PyTorch: U(+-1/sqrt(fan_in)) for weights and biases; a ConvTranspose2d weight is stored
+    # [in, out, kh, kw] and its fan-in is out * kh * kw (dimension 1), e.g. the authors' last
+    # decoder layer ConvTranspose2d(32, 1, 4): fan-in 16, not 512.
+    from tfvae.networks import build_decoder, build_encoder, torch_fan_in, torch_initialize
+
+    enc = build_encoder("mnist_conv", input_shape=(28, 28, 1), out_dim=4)
+    dec = build_decoder("mnist_conv", latent_dim=2, output_shape=(28, 28, 1))
+    torch_initialize(enc, seed=0)
+    torch_initialize(dec, seed=1)
+    expected = {  # torch fan-ins of BetaVAE_MNIST, layer by layer
+        "encoder": [16, 288, 512, 288, 512, 256, 256],
+        "decoder": [2, 256, 256, 288, 512, 288, 16],
+    }
+    for name, net in (("encoder", enc), ("decoder", dec)):
+        layers = [layer for layer in net.layers if layer.weights]
+        assert [torch_fan_in(layer) for layer in layers] == expected[name]
+        for layer in layers:
+            bound = 1 / np.sqrt(torch_fan_in(layer))
+            kernel, bias = (np.asarray(w) for w in layer.get_weights())
+            assert np.abs(kernel).max() <= bound and np.abs(bias).max() <= bound
+            assert np.abs(bias).max() > 0  # Keras' zero bias replaced
+            if kernel.size > 1000:  # a uniform on [-b, b] has standard deviation b / sqrt(3)
+                np.testing.assert_allclose(kernel.std(), bound / np.sqrt(3), rtol=0.05)

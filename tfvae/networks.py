@@ -731,6 +731,40 @@ def _call(builder: Callable[..., keras.Model], kind: str, name: str, fixed: dict
     return builder(**fixed, **options)
 
 
+INITIALIZERS = ("glorot", "torch")
+
+
+def torch_fan_in(layer: keras.layers.Layer) -> int:
+    """The fan-in PyTorch's default initialization uses for the equivalent torch layer.
+
+    Dense [in, out]: in. Conv2D [kh, kw, in, out]: kh * kw * in. Conv2DTranspose
+    [kh, kw, out, in]: kh * kw * out, because torch stores a transposed convolution's weight as
+    [in, out, kh, kw] and takes its fan-in from dimension 1.
+    """
+    shape = layer.kernel.shape
+    if isinstance(layer, keras.layers.Dense):
+        return int(shape[0])
+    return int(shape[0] * shape[1] * shape[2])
+
+
+def torch_initialize(model: keras.Model, seed: int) -> None:
+    """Re-draws every Dense, Conv2D and Conv2DTranspose layer of ``model`` as PyTorch's
+    ``nn.Linear`` / ``nn.Conv2d`` / ``nn.ConvTranspose2d`` initialize by default: kernel and
+    bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (``kaiming_uniform_(a=sqrt(5))`` reduces to this
+    bound), with ``torch_fan_in``. Other layers (batch norm, masked PixelCNN convolutions'
+    masks) keep their Keras initialization."""
+    rng = np.random.default_rng(seed)
+    kinds = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+    for layer in model._flatten_layers(include_self=False):
+        if not isinstance(layer, kinds) or not layer.built:
+            continue
+        bound = 1.0 / math.sqrt(torch_fan_in(layer))
+        for variable in (layer.kernel, layer.bias if layer.use_bias else None):
+            if variable is not None:
+                value = rng.uniform(-bound, bound, tuple(variable.shape))
+                variable.assign(value.astype(variable.dtype))
+
+
 def build_encoder(name: str, *, input_shape: tuple, out_dim: int, **options) -> keras.Model:
     """Builds encoder ``name``: x [B, *input_shape] -> [B, out_dim]."""
     builder = lookup(ENCODERS, name, "encoder")

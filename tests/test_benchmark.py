@@ -44,7 +44,6 @@ def test_the_tool_runs_a_smoke_config_and_prints_every_field():
         "by op: Conv2D",
         "layer FLOP",
         "GFLOP/s",
-        "vs authors",
         "peak RSS",
         "RssAnon",
     ):
@@ -54,6 +53,8 @@ def test_the_tool_runs_a_smoke_config_and_prints_every_field():
     flop_line = next(line for line in out.splitlines() if "FLOP/step" in line)
     per_example = float(flop_line.split("(")[1].split(" MFLOP/example")[0])
     assert 28.0 < per_example < 31.0, flop_line
+    # Without --reference nothing was timed to compare with: no ratio, no remembered constant.
+    assert "vs authors" not in out and "issue 7" not in out, out
 
 
 @pytest.fixture(scope="module")
@@ -196,13 +197,14 @@ def test_matrix_table_compares_the_fastest_fp32_and_bf16_with_the_reference():
     table = benchmark.matrix_table(rows, {"decoupled": {"steps_per_s": 12.5}})
     line = next(x for x in table.splitlines() if "| dpvae |" in x)
     assert "| 20.0 | 25.0 | 30.0 | 12.5 | 2.00x | 2.40x | 28.0 | 770/1130/760 |" in line
-    # Without one, against the authors' code as measured in issue 7 (17 steps/s).
+    # Without one, nothing timed on this machine to compare with: no ratio.
     line = next(x for x in benchmark.matrix_table(rows).splitlines() if "| dpvae |" in x)
-    assert "| 17.0 (issue 7) | 1.47x | 1.76x |" in line
+    assert "| 20.0 | 25.0 | 30.0 | - | - | - | 28.0 |" in line
     # A failed setting shows as an error, not as a number.
     rows[2] = {k: v for k, v in rows[2].items() if k != "steps_per_s"} | {"error": "boom"}
-    line = next(x for x in benchmark.matrix_table(rows).splitlines() if "| dpvae |" in x)
-    assert "| 20.0 | 25.0 | error |" in line and "| 1.47x | - |" in line
+    reference = {"decoupled": {"steps_per_s": 12.5}}
+    line = next(x for x in benchmark.matrix_table(rows, reference).splitlines() if "| dpvae |" in x)
+    assert "| 20.0 | 25.0 | error |" in line and "| 2.00x | - |" in line
     # The other papers' models are not the reference's model: no ratio for them.
     extra = [dict(r, objective="aae", prior="standard normal", config="aae") for r in rows[:2]]
     line = next(x for x in benchmark.matrix_table(extra).splitlines() if "| aae |" in x)

@@ -22,16 +22,14 @@ import tensorflow as tf
 
 from tfvae import evaluation, losses, metrics, networks, trainer
 from tfvae.config_loader import load_config
+from tfvae.evaluation.mask_aae import active_dimensions, active_dims_metric, nac_metric
 from tfvae.likelihoods import build_likelihood
 from tfvae.objectives import OBJECTIVES
 from tfvae.objectives.aae import AAE
 from tfvae.objectives.mask_aae import (
     LatentMask,
     MaskAAE,
-    active_dimensions,
-    active_dims_metric,
     authors_interval,
-    nac_metric,
     poly_weight_at,
 )
 from tfvae.objectives.wae_mmd import WAEMMD

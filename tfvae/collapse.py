@@ -30,8 +30,9 @@ noise, so the differences along a row come from z alone. ``traversal_figures`` w
 grids, drawing every 4th of the 100 points and the last (a PixelCNN sample costs H*W network
 passes: on a CPU, a full-size model takes hours for all grids, a GPU minutes).
 
-The evaluation CLI gets the metric ``collapse`` (default) and ``collapse_traversals`` (opt-in)
-from here: ``python -m tfvae.evaluate --workdir=... --metrics=collapse,collapse_traversals``.
+The evaluation CLI runs these as the metrics ``collapse`` (default) and ``collapse_traversals``
+(opt-in; ``tfvae.evaluation.collapse``):
+``python -m tfvae.evaluate --workdir=... --metrics=collapse,collapse_traversals``.
 Standalone: ``python -m tfvae.collapse --workdir=runs/nevae_se [--traversals]
 [--traversal_every=4] [--iw_samples=100]`` writes ``<workdir>/collapse/{metrics.json,*.png}``.
 """
@@ -43,7 +44,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae import evaluation, metrics
+from tfvae import metrics
+from tfvae.images import save_image_grid
 
 ACTIVE_THRESHOLD = 0.01
 # Stateless seed streams of one analysis: posterior sample z, re-encoding sample z'.
@@ -288,40 +290,11 @@ def shown_steps(steps: int, every: int) -> np.ndarray:
 def save_traversal_grid(images: np.ndarray, path: str, *, scale: int = 1):
     """Writes ``[rows, columns, H, W, C]`` traversal images as one PNG, one line per row."""
     rows, cols = images.shape[:2]
-    evaluation.save_image_grid(images.reshape(rows * cols, *images.shape[2:]), cols, path, scale)
+    save_image_grid(images.reshape(rows * cols, *images.shape[2:]), cols, path, scale)
 
 
-# ----------------------------------------------------------------------------------------------
-# Evaluation-CLI metrics (tfvae.evaluation registry)
-# ----------------------------------------------------------------------------------------------
+# The scalars of ``analyze`` printed by the CLI and reported by the ``collapse`` metric.
 SCALARS = ("neg_elbo", "recon", "kl", "mutual_information", "active_units", "reencode_error")
-
-
-def collapse_metric(ctx) -> "evaluation.MetricResult":
-    """-ELBO, KL, recon, MI, AU, re-encoding error and the activity plot on the first
-    ``options.num_nll`` examples of the split (``--num_samples`` sets it)."""
-    ctx.require_stochastic("MI, active units and the re-encoding error")
-    result = analyze(
-        ctx.model,
-        ctx.split_array(),
-        batch_size=ctx.config.train.batch_size,
-        binarize=ctx.config.data.binarize,
-        max_examples=ctx.options.num_nll,
-        seed=ctx.options.seed,
-    )
-    path, rel = ctx.figure_path("activity")
-    plot_activity(result["activity"], path)
-    return evaluation.MetricResult(
-        scalars={key: float(result[key]) for key in SCALARS},
-        details={
-            "activity": result["activity"].tolist(),
-            "reencode_error_per_dim": result["reencode_error_per_dim"].tolist(),
-            "batch_size": int(ctx.config.train.batch_size),
-            "threshold": ACTIVE_THRESHOLD,
-            "num_examples": result["num_examples"],
-        },
-        figures={"activity": rel},
-    )
 
 
 def traversal_figures(
@@ -369,46 +342,6 @@ def traversal_figures(
         save_traversal_grid(images, os.path.join(directory, f"{name}.png"))
         out[name] = f"{name}.png"
     return out
-
-
-def collapse_traversals_metric(ctx) -> "evaluation.MetricResult":
-    """Single-dimension (-10..10, 100 steps) and random-direction (distance 10) traversals,
-    and random directions with the active units held at 0 (activity of the split's codes)."""
-    ctx.require_images("Traversals")
-    x = ctx.eval_inputs(len(ctx.split_array()), binarize=True)
-    activity = metrics.activity(ctx.encode_mean(x))  # [d]
-    path, rel = ctx.figure_path("traversal_dims")
-    names = traversal_figures(
-        ctx.model, os.path.dirname(path), seed=ctx.options.seed, activity=activity
-    )
-    folder = os.path.dirname(rel)
-    return evaluation.MetricResult(
-        details={
-            "space": "z0 mapped to z",
-            "range": [-10.0, 10.0],
-            "steps": 100,
-            "distance": 10.0,
-            "shown_steps": shown_steps(100, 4).tolist(),
-            "active_dims": np.flatnonzero(activity > ACTIVE_THRESHOLD).tolist(),
-        },
-        figures={name: os.path.join(folder, file) for name, file in names.items()},
-    )
-
-
-# ``python -m tfvae.collapse`` runs this file as __main__ besides importing tfvae.collapse (the
-# trainer does): only the imported module registers, so the names are registered once.
-if __name__ != "__main__":
-    evaluation.register_metric(
-        "collapse",
-        collapse_metric,
-        description="-ELBO, KL, MI, active units, re-encoding error, activity plot",
-    )
-    evaluation.register_metric(
-        "collapse_traversals",
-        collapse_traversals_metric,
-        default=False,
-        description="NE-VAE traversals: one dimension -10..10, random directions to distance 10",
-    )
 
 
 def _main(argv):

@@ -32,10 +32,9 @@ BCE is the per-pixel mean (the authors' Keras ``BinaryCrossentropy``), so
 import math
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tfvae import evaluation, losses, metrics
+from tfvae import losses
 from tfvae.models import Phase, keeping_state
 from tfvae.objectives.aae import AAE
 from tfvae.objectives.wae_mmd import (
@@ -239,56 +238,3 @@ class MaskAAE(AAE):
                 loss_key="mask_loss",
             ),
         ]
-
-
-# ----------------------------------------------------------------------------------------------
-# Evaluation metrics (``python -m tfvae.evaluate --metrics=active_dims,nac``)
-# ----------------------------------------------------------------------------------------------
-def active_dimensions(model) -> np.ndarray:
-    """Bool [d]: the latent dimensions the decoder uses; all of them for a model without a mask."""
-    if hasattr(model, "active_mask"):
-        return np.asarray(model.active_mask())
-    return np.ones([model.latent_dim], bool)
-
-
-def active_dims_metric(ctx: evaluation.EvalContext) -> evaluation.MetricResult:
-    """Number of active dimensions (alpha_j >= threshold) and the mask values."""
-    model = ctx.model
-    if not hasattr(model, "active_mask"):
-        raise evaluation.MetricUndefined(
-            f"{ctx.config.objective} has no latent mask: all {model.latent_dim} dimensions "
-            "reach the decoder."
-        )
-    active = active_dimensions(model)
-    return evaluation.MetricResult(
-        scalars={"active_dims": float(active.sum())},
-        details={
-            "alpha": np.asarray(model.alpha()).tolist(),
-            "threshold": float(model.latent_mask.threshold),
-            "latent_dim": int(model.latent_dim),
-        },
-    )
-
-
-def nac_metric(ctx: evaluation.EvalContext) -> evaluation.MetricResult:
-    """NAC of the codes of ``num_aggregate`` training examples, over the active dimensions
-    (MaskAAE paper, Table 2; ``tfvae.metrics.nac``). Codes are z (deterministic encoders) or
-    z_mean; models without a mask use every dimension."""
-    z, _ = ctx.aggregate_encoding()  # [N, d]
-    active = active_dimensions(ctx.model)
-    try:
-        value = metrics.nac(z, active)
-    except ValueError as e:  # an active dimension with constant codes: no correlation
-        raise evaluation.MetricUndefined(str(e)) from None
-    return evaluation.MetricResult(
-        scalars={"nac": value},
-        details={"num_active": int(active.sum()), "num_codes": int(len(z))},
-    )
-
-
-evaluation.register_metric(
-    "active_dims", active_dims_metric, description="MaskAAE: active latent dimensions, mask"
-)
-evaluation.register_metric(
-    "nac", nac_metric, description="normalized absolute off-diagonal covariance of the codes"
-)

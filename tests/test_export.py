@@ -25,7 +25,7 @@ from tfvae import data as data_lib
 from tfvae import export
 from tfvae.build import build_model
 from tfvae.config_loader import load_config
-from tfvae.workdir import load_experiment
+from tfvae.experiment import load as load_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable

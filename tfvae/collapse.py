@@ -349,9 +349,9 @@ def _main(argv):
 
     del argv
     f = flags.FLAGS
-    from tfvae.workdir import load_experiment
+    from tfvae import experiment
 
-    exp = load_experiment(f.workdir)
+    exp = experiment.load(f.workdir)
     out_dir = f.out or os.path.join(f.workdir, "collapse")
     os.makedirs(out_dir, exist_ok=True)
     result = analyze(

@@ -4,7 +4,7 @@
     python -m tfvae.export --workdir=runs/dpvae --name=fashion --version=3
     python -m tfvae.serve --model_base_path=export/models            # develop against it
 
-The model is loaded with ``tfvae.trainer.Experiment`` from the workdir's ``config.json`` and
+The model is loaded with ``tfvae.experiment.load`` from the workdir's ``config.json`` and
 latest checkpoint, and written with ``tf.saved_model.save`` in TF Serving's layout:
 
     export/models/models.config          model_config_list naming every exported model
@@ -388,7 +388,7 @@ def export_experiment(
     *,
     config_base_path: str = DEFAULT_CONFIG_BASE_PATH,
 ) -> str:
-    """Exports the model of a ``tfvae.trainer.Experiment``; returns the version folder.
+    """Exports the model of a ``tfvae.experiment.Experiment``; returns the version folder.
 
     The model name defaults to the workdir's folder name; ``tfvae_export.json`` records the
     workdir, checkpoint, step and config.
@@ -409,7 +409,7 @@ def export_experiment(
         export_dir,
         name,
         version,
-        data_shape=exp.data.shape,
+        data_shape=exp.spec.shape,
         info=info,
         config_base_path=config_base_path,
     )
@@ -424,12 +424,12 @@ def export_workdir(
     config_base_path: str = DEFAULT_CONFIG_BASE_PATH,
 ) -> str:
     """Loads the workdir's trained model (latest checkpoint) and exports it; returns the path."""
-    from tfvae.workdir import load_experiment
+    from tfvae import experiment
 
     # Refuse a bad name or an existing version before the (slow) model load.
     new_version_dir(export_dir, name or default_name(workdir), version)
     return export_experiment(
-        load_experiment(workdir), export_dir, name, version, config_base_path=config_base_path
+        experiment.load(workdir), export_dir, name, version, config_base_path=config_base_path
     )
 
 

@@ -54,9 +54,9 @@ import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
-from tfvae import cli
+from tfvae import cli, experiment
 from tfvae import data as data_lib
-from tfvae.build import build_model, build_optimizers, resolve_jit_compile
+from tfvae.build import resolve_jit_compile
 
 # Per-example shapes of the data sets whose shape does not depend on the config.
 _IMAGE_SHAPES = {
@@ -169,18 +169,14 @@ class Setup:
 
 
 def build_setup(config, batch_size: int | None = None) -> Setup:
-    """``tfvae.trainer.Experiment`` without data, checkpoints or workdir: same seed, same
-    ``build_model`` / ``build_optimizers`` / ``compile`` / ``build_all`` calls."""
-    if config.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.seed)
+    """The model and optimizers as the trainer builds them (``tfvae.experiment.build``: same
+    seed, same calls), without data, checkpoints or workdir, and a synthetic batch."""
+    experiment.seed(config)
     shape = input_shape(config)
-    model = build_model(config, shape, dataset_size(config))
-    optimizers = build_optimizers(config, model)
-    model.compile(optimizers)
+    spec = experiment.DataSpec(shape, dataset_size(config))
+    model, optimizers = experiment.build(config, spec)
     b = int(batch_size or config.train.batch_size)
     batch = synthetic_batch(config, shape, b * model.batches_per_step, seed=config.seed)
-    model.build_all(batch[:1])
     return Setup(config, model, optimizers, batch, shape, b)
 
 

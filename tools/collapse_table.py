@@ -30,7 +30,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from tfvae import cli, collapse, trainer
+from tfvae import cli, collapse, experiment, trainer
 from tfvae.config_loader import load_config
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
@@ -113,7 +113,7 @@ def run(config, workdir: str, *, max_examples: int | None, iw_samples: int, seed
     if latest is None or int(latest.rsplit("-", 1)[-1]) < steps:
         print(f"{workdir}: training to step {steps}.", flush=True)
         trainer.train_and_evaluate(config, workdir)
-    exp = trainer.Experiment(config, workdir)
+    exp = experiment.load(workdir)
     print(f"{workdir}: analyzing.", flush=True)
     result = collapse.analyze(
         exp.model,

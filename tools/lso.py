@@ -227,12 +227,12 @@ def main(argv):
     if not f.workdir:
         raise app.UsageError("Give at least one --workdir.")
     sys.path.insert(0, ".")
-    from tfvae.workdir import load_experiment
+    from tfvae import experiment
 
     thresholds = tuple(float(t) for t in f.thresholds)
     report = {}
     for workdir in f.workdir:
-        exp = load_experiment(workdir)
+        exp = experiment.load(workdir)
         targets = select_targets(exp, f.num_targets, f.seed)
         result = optimize_codes(
             exp.model,

@@ -48,7 +48,7 @@ class EvalContext:
     time, all threads: on a shared machine the wall time depends on the load, this does not).
 
     Attributes:
-      exp: the ``tfvae.trainer.Experiment`` (``exp.model``, ``exp.config``, ``exp.data``).
+      exp: the ``tfvae.experiment.Experiment`` (``exp.model``, ``exp.config``, ``exp.data``).
       model, config, data, workdir, options: shortcuts.
       seconds, cpu_seconds: wall and CPU time of each shared computation.
     """

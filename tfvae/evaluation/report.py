@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfvae import experiment as experiment_lib
 from tfvae import workdir as workdir_lib
 from tfvae.evaluation.context import EvalContext
 from tfvae.evaluation.options import EvalOptions, MetricResult, MetricUndefined
@@ -30,12 +31,13 @@ def load_experiment(workdir: str):
     """Rebuilds the workdir's model and restores its latest checkpoint.
 
     Returns:
-      A ``tfvae.trainer.Experiment`` (``tfvae.workdir.load_experiment``).
+      A ``tfvae.experiment.Experiment`` (``tfvae.experiment.load``); its dataset loads on
+      first use of ``exp.data``.
 
     Raises:
       FileNotFoundError: if the workdir has no config.json or no checkpoint.
     """
-    return workdir_lib.load_experiment(workdir, require_checkpoint=True)
+    return experiment_lib.load(workdir, require_checkpoint=True)
 
 
 def _jsonable(value):

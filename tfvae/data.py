@@ -611,3 +611,52 @@ def eval_dataset(x: np.ndarray, *, batch_size: int, binarize: str = "none") -> t
     starts = tf.data.Dataset.range(0, len(x), batch_size)
     batches = starts.map(lambda start: to_float(images[start : start + batch_size]))
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes and sizes without loading (tools.benchmark builds models on synthetic data)
+# ----------------------------------------------------------------------------------------------
+# Per-example shapes of the data sets whose shape does not depend on the config.
+IMAGE_SHAPES = {
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "omniglot": (28, 28, 1),
+    "svhn": (32, 32, 3),
+    "cifar10": (32, 32, 3),
+}
+# Training-set sizes before the validation split (only minibatch estimators read N).
+TRAIN_SIZES = {
+    "mnist": 60_000,
+    "fashion_mnist": 60_000,
+    "omniglot": 24_345,
+    "svhn": 73_257,
+    "cifar10": 50_000,
+    "celeba": 162_770,
+}
+
+
+def example_shape(cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """The per-example shape ``load(cfg)`` gives, without loading the data set."""
+    if cfg.name in IMAGE_SHAPES:
+        shape = IMAGE_SHAPES[cfg.name]
+        if cfg.image_size:
+            shape = (cfg.image_size, cfg.image_size, shape[-1])
+        return shape
+    if cfg.name == "celeba":
+        size = cfg.image_size or 64
+        return (size, size, 3)
+    if cfg.name == "two_moons":
+        return (2,)
+    if cfg.name == "manifold":
+        return (int(cfg.manifold_dim),)
+    raise ValueError(
+        f"The shape of data set {cfg.name!r} is known only once it is loaded; it is known "
+        f"beforehand for {sorted([*IMAGE_SHAPES, 'celeba', 'two_moons'])} and 'manifold'."
+    )
+
+
+def num_train_examples(cfg: ml_collections.ConfigDict) -> int:
+    """N as a model built on ``load(cfg)`` sees it: the training split less the validation
+    split (60,000 for a data set of unknown size)."""
+    n = cfg.num_examples or TRAIN_SIZES.get(cfg.name, 60_000)
+    return max(n - cfg.val_size, 1)

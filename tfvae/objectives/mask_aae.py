@@ -29,8 +29,6 @@ BCE is the per-pixel mean (the authors' Keras ``BinaryCrossentropy``), so
 ``recon_reduction = "mean"``: the weights 100 and 1000 assume it.
 """
 
-import math
-
 import keras
 import tensorflow as tf
 
@@ -42,11 +40,6 @@ from tfvae.objectives.wae_mmd import (
     deterministic_reconstruction,
     reduce_reconstruction,
 )
-
-
-def authors_interval(latent_dim: int) -> int:
-    """The authors' schedule unit R: 75 if d <= 20 else min(10000, floor(1125 d / 10))."""
-    return 75 if latent_dim <= 20 else min(10_000, math.floor(1125 * latent_dim / 10))
 
 
 def poly_weight_at(step, *, start: float, interval: int, maximum: float) -> float:
@@ -114,7 +107,8 @@ class LatentMask(keras.layers.Layer):
 
 class MaskAAE(AAE):
     """Args (the authors' values are the defaults):
-    schedule_interval: R; ``None`` takes the authors' rule ``authors_interval(latent_dim)``.
+    schedule_interval: R, the steps per quarter of c's doubling period (the authors' rule of d
+      is ``configs.mask_aae.authors_interval``).
     poly_weight_start: c at step 0; ``None`` takes 2 / d.
     poly_weight_max: c's cap (2048).
     variance_weight: weight of the variance penalty in L_AE (100).
@@ -134,7 +128,7 @@ class MaskAAE(AAE):
     def __init__(
         self,
         *,
-        schedule_interval: int | None = None,
+        schedule_interval: int,
         poly_weight_start: float | None = None,
         poly_weight_max: float = 2048.0,
         variance_weight: float = 100.0,
@@ -152,9 +146,7 @@ class MaskAAE(AAE):
                 f"({self.decoder.name!r}) is not supported."
             )
         d = self.latent_dim
-        self.schedule_interval = (
-            authors_interval(d) if schedule_interval is None else schedule_interval
-        )
+        self.schedule_interval = schedule_interval
         self.poly_weight_start = 2.0 / d if poly_weight_start is None else poly_weight_start
         self.poly_weight_max = poly_weight_max
         self.variance_weight = variance_weight

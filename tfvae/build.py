@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import networks, optimizers
+from tfvae.errors import InvalidValue
 from tfvae.likelihoods import build_likelihood
 from tfvae.models import AdversarialAutoencoder, Autoencoder
 from tfvae.objectives import OBJECTIVES
@@ -27,7 +28,9 @@ MIXED_PRECISION = ("float32", "mixed_bfloat16", "mixed_float16")
 def _dtype_policy(name: str | None):
     name = name or "float32"
     if name not in MIXED_PRECISION:
-        raise ValueError(f"Unknown train.mixed_precision {name!r}; valid: {list(MIXED_PRECISION)}.")
+        raise InvalidValue(
+            f"Unknown train.mixed_precision {name!r}; valid: {list(MIXED_PRECISION)}."
+        )
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:
@@ -52,7 +55,7 @@ def resolve_jit_compile(value) -> bool:
         return text == "true"
     if text == "auto":
         return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-    raise ValueError(
+    raise InvalidValue(
         f"train.jit_compile must be True, False or 'auto'; got {value!r}. E.g. "
         "--config.train.jit_compile=auto (XLA on GPU/TPU only)."
     )
@@ -80,10 +83,16 @@ def build_model(config, input_shape: tuple, dataset_size: int) -> Autoencoder:
         decoder = networks.build_decoder(
             m.decoder.name, latent_dim=d, output_shape=tuple(input_shape), **_options(m.decoder)
         )
+    try:
+        prior = build_prior(m.prior.name, d, **_options(m.prior))
+    except InvalidValue:
+        raise
+    except ValueError as error:  # tfvae.priors checks its options with plain ValueErrors
+        raise InvalidValue(f"config.model.prior: {error}") from error
     kwargs = dict(
         encoder=encoder,
         decoder=decoder,
-        prior=build_prior(m.prior.name, d, **_options(m.prior)),
+        prior=prior,
         likelihood=build_likelihood(m.likelihood.name, **_options(m.likelihood)),
         latent_dim=d,
         dataset_size=dataset_size,
@@ -107,7 +116,7 @@ def build_optimizers(config, model: Autoencoder) -> dict:
     out = {}
     for name in model.optimizer_names:
         if name not in config.optimizers:
-            raise ValueError(
+            raise InvalidValue(
                 f"Objective {config.objective!r} needs optimizers {list(model.optimizer_names)};"
                 f" config.optimizers has {sorted(config.optimizers)}. Add config.optimizers."
                 f"{name}."
@@ -134,7 +143,7 @@ def piecewise_constant(learning_rate: float, *, boundaries, multipliers):
     run continues on the same schedule.
     """
     if len(multipliers) != len(boundaries) + 1:
-        raise ValueError(
+        raise InvalidValue(
             f"piecewise_constant needs len(multipliers) == len(boundaries) + 1; got "
             f"boundaries {list(boundaries)} and multipliers {list(multipliers)}."
         )

@@ -45,6 +45,7 @@ import tensorflow as tf
 
 from tfvae import data as data_lib
 from tfvae import metrics
+from tfvae.errors import InvalidValue
 from tfvae.images import save_image_grid
 
 ACTIVE_THRESHOLD = 0.01
@@ -54,7 +55,7 @@ _Z_STREAM, _REENCODE_STREAM = 1, 2
 
 def _require_stochastic(model) -> None:
     if not model.stochastic:
-        raise ValueError(
+        raise InvalidValue(
             f"{type(model).__name__} has a deterministic encoder: MI, activity and the "
             "re-encoding error need q(z|x) = N(mu, sigma^2)."
         )
@@ -119,7 +120,7 @@ def analyze(
     if max_examples is not None:
         x = x[:max_examples]
     if len(x) < 2:
-        raise ValueError(f"Need at least 2 examples for the activity, got {len(x)}.")
+        raise InvalidValue(f"Need at least 2 examples for the activity, got {len(x)}.")
     z_means, sums, mi_sum, iw_nll_sum = [], {}, 0.0, 0.0
     ds = data_lib.eval_dataset(x, batch_size=batch_size, binarize=binarize)
     for i, xb in enumerate(ds):
@@ -246,7 +247,7 @@ def random_direction_codes(
     direction[:, list(zero_dims)] = 0.0
     norms = np.linalg.norm(direction, axis=1, keepdims=True)
     if np.any(norms == 0):
-        raise ValueError("zero_dims leaves no dimension to move along.")
+        raise InvalidValue("zero_dims leaves no dimension to move along.")
     target = distance * direction / norms  # [n, d], ||target|| = distance
     t = np.linspace(0.0, 1.0, steps)[None, :, None]  # [1, steps, 1]
     return (t * target[:, None, :]).astype(np.float32)
@@ -283,7 +284,7 @@ def shown_steps(steps: int, every: int) -> np.ndarray:
     """Indices of the traversal points drawn: every ``every``-th one and always the last, so a
     grid shows both ends of the line (for 100 steps and every 4: 0, 4, ..., 96, 99)."""
     if steps < 1 or every < 1:
-        raise ValueError(f"steps ({steps}) and every ({every}) must be >= 1.")
+        raise InvalidValue(f"steps ({steps}) and every ({every}) must be >= 1.")
     return np.unique(np.append(np.arange(0, steps, every), steps - 1))
 
 

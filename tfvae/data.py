@@ -49,6 +49,7 @@ import scipy.io
 import tensorflow as tf
 
 from tfvae import registry
+from tfvae.errors import InvalidValue
 
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 BINARIZE_MODES = ("none", "dynamic", "static")
@@ -101,7 +102,7 @@ def _make_splits(
     """Holds out the last ``val_size`` training examples as the validation split."""
     n = len(x_train)
     if not 0 <= val_size < n:
-        raise ValueError(f"val_size={val_size} must be in [0, {n}) for {n} training examples.")
+        raise InvalidValue(f"val_size={val_size} must be in [0, {n}) for {n} training examples.")
     cut = n - val_size
 
     def labels(y: np.ndarray | None, part: slice) -> np.ndarray | None:
@@ -166,7 +167,7 @@ def read_idx(path: str) -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(
+        raise InvalidValue(
             f"{path}: bad IDX magic number 0x{raw[:4].hex()}: expected 00 00 <type> <ndim> "
             f"with type in {{{', '.join(f'0x{t:02x}' for t in _IDX_DTYPES)}}}."
         )
@@ -176,7 +177,7 @@ def read_idx(path: str) -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(
+        raise InvalidValue(
             f"{path}: IDX header says shape {shape} ({expected} bytes of data), "
             f"file has {len(raw) - header}."
         )
@@ -213,7 +214,7 @@ def load_idx_folder(
         label_file = _find_idx(folder, prefix, "labels", 1)
         y = None if label_file is None else read_idx(label_file)
         if y is not None and len(y) != len(x):
-            raise ValueError(f"{label_file}: {len(y)} labels for {len(x)} images.")
+            raise InvalidValue(f"{label_file}: {len(y)} labels for {len(x)} images.")
         out += [_image_array(x), y]
     return tuple(out)
 
@@ -322,7 +323,7 @@ def _load_fashion_mnist(cfg: ml_collections.ConfigDict) -> DataSplits:
 
 def _load_idx(cfg: ml_collections.ConfigDict) -> DataSplits:
     if cfg.path is None:
-        raise ValueError("Dataset 'idx' needs data.path: a folder of MNIST-format IDX files.")
+        raise InvalidValue("Dataset 'idx' needs data.path: a folder of MNIST-format IDX files.")
     return _splits_from_idx(cfg, cfg.path)
 
 
@@ -331,11 +332,11 @@ _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 def _load_npz(cfg: ml_collections.ConfigDict) -> DataSplits:
     if cfg.path is None:
-        raise ValueError("Dataset 'npz' needs data.path: a .npz file with x_train and x_test.")
+        raise InvalidValue("Dataset 'npz' needs data.path: a .npz file with x_train and x_test.")
     with np.load(cfg.path) as f:
         missing = {"x_train", "x_test"} - set(f.files)
         if missing:
-            raise ValueError(f"{cfg.path}: missing {sorted(missing)}; it has {sorted(f.files)}.")
+            raise InvalidValue(f"{cfg.path}: missing {sorted(missing)}; it has {sorted(f.files)}.")
         arrays = {key: f[key] if key in f.files else None for key in _NPZ_KEYS}
     if arrays["x_train"].ndim == 2:  # [N, D] vectors
         kind = "vector"
@@ -446,7 +447,7 @@ def manifold_map(n: int, dim: int, seed: int) -> Callable[[tf.Tensor], tf.Tensor
       A function taking ``z [N, n]`` and returning ``x [N, dim]`` float32 (differentiable).
     """
     if not 1 <= n <= dim:
-        raise ValueError(f"manifold latent size n={n} must be in [1, dim={dim}].")
+        raise InvalidValue(f"manifold latent size n={n} must be in [1, dim={dim}].")
     rng = np.random.default_rng(seed)
     w1 = tf.constant(rng.standard_normal((n, dim)) / np.sqrt(n), tf.float32)
     b1 = tf.constant(rng.standard_normal(dim), tf.float32)
@@ -527,14 +528,14 @@ def static_binarize(x: np.ndarray, seed: int = STATIC_BINARIZE_SEED) -> np.ndarr
 
 def _check_transforms(x: np.ndarray, binarize: str, dequantize: bool) -> None:
     if binarize not in BINARIZE_MODES:
-        raise ValueError(f"Unknown binarize {binarize!r}. Valid: {', '.join(BINARIZE_MODES)}.")
+        raise InvalidValue(f"Unknown binarize {binarize!r}. Valid: {', '.join(BINARIZE_MODES)}.")
     if dequantize and binarize != "none":
-        raise ValueError(
+        raise InvalidValue(
             f"dequantize=True conflicts with binarize={binarize!r}: binary pixels are not "
             "8-bit intensities."
         )
     if dequantize and x.dtype != np.uint8:
-        raise ValueError(f"dequantize=True needs 8-bit (uint8) images, got dtype {x.dtype}.")
+        raise InvalidValue(f"dequantize=True needs 8-bit (uint8) images, got dtype {x.dtype}.")
 
 
 def train_dataset(
@@ -565,9 +566,9 @@ def train_dataset(
     _check_transforms(x, binarize, dequantize)
     n = len(x)
     if not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size={batch_size} must be in [1, {n}] for {n} examples.")
+        raise InvalidValue(f"batch_size={batch_size} must be in [1, {n}] for {n} examples.")
     if start_step < 0:
-        raise ValueError(f"start_step={start_step} must be >= 0.")
+        raise InvalidValue(f"start_step={start_step} must be >= 0.")
     if binarize == "static":
         x = static_binarize(x)
     images = tf.constant(x)  # [N, ...], captured once and gathered from per batch
@@ -604,7 +605,7 @@ def eval_dataset(x: np.ndarray, *, batch_size: int, binarize: str = "none") -> t
     """
     _check_transforms(x, binarize, dequantize=False)
     if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be >= 1.")
+        raise InvalidValue(f"batch_size={batch_size} must be >= 1.")
     if binarize != "none":
         x = static_binarize(x)
     images = tf.constant(x)  # [N, ...]
@@ -649,7 +650,7 @@ def example_shape(cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
         return (2,)
     if cfg.name == "manifold":
         return (int(cfg.manifold_dim),)
-    raise ValueError(
+    raise InvalidValue(
         f"The shape of data set {cfg.name!r} is known only once it is loaded; it is known "
         f"beforehand for {sorted([*IMAGE_SHAPES, 'celeba', 'two_moons'])} and 'manifold'."
     )

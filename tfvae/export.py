@@ -55,6 +55,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from tfvae import cli
+from tfvae.errors import InvalidValue
 from tfvae.priors import StandardNormalPrior
 
 SERVING_DEFAULT = "serving_default"
@@ -221,7 +222,7 @@ class ServingModule(tf.Module):
 
 def check_name(name: str) -> str:
     if not _NAME_RE.match(name or ""):
-        raise ValueError(
+        raise InvalidValue(
             f"Model name {name!r} is not usable in a TF Serving URL: use letters, digits, "
             "'_', '.' and '-', starting with a letter or digit."
         )
@@ -305,7 +306,7 @@ def new_version_dir(export_dir: str, name: str, version: int | None = None) -> s
     if version is None:
         version = (existing[-1] + 1) if existing else 1
     if int(version) < 1:
-        raise ValueError(f"version must be a positive integer; got {version}.")
+        raise InvalidValue(f"version must be a positive integer; got {version}.")
     target = os.path.join(model_dir, str(int(version)))
     if os.path.exists(target):
         raise FileExistsError(

@@ -19,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import losses
+from tfvae.errors import InvalidValue
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +132,7 @@ class Autoencoder(keras.Model):
         missing = set(self.optimizer_names) - set(optimizers)
         extra = set(optimizers) - set(self.optimizer_names)
         if missing or extra:
-            raise ValueError(
+            raise InvalidValue(
                 f"{type(self).__name__} needs optimizers {sorted(self.optimizer_names)}; got "
                 f"{sorted(optimizers)} (missing {sorted(missing)}, unexpected {sorted(extra)})."
             )

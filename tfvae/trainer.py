@@ -27,6 +27,7 @@ from tfvae import collapse, distribute
 from tfvae import data as data_lib
 from tfvae import experiment as experiment_lib
 from tfvae.build import resolve_jit_compile
+from tfvae.errors import InvalidValue
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -68,7 +69,7 @@ class Experiment:
             self.aggressive = None
             if config.train.aggressive:
                 if self.distributed:
-                    raise ValueError(
+                    raise InvalidValue(
                         "train.aggressive runs a data-dependent number of encoder steps and is "
                         "not supported with a distribution strategy; use distribution 'default'."
                     )
@@ -177,7 +178,7 @@ def _check_workdir(config, workdir: str):
     with open(path) as f:
         previous = json.load(f).get("objective")
     if previous != config.objective:
-        raise ValueError(
+        raise InvalidValue(
             f"Workdir {workdir} holds a {previous!r} run; this config trains "
             f"{config.objective!r}. Use another --workdir."
         )

@@ -32,6 +32,7 @@ from absl import app, flags
 
 from tfvae import cli, collapse, experiment, trainer
 from tfvae.config_loader import load_config
+from tfvae.errors import InvalidValue
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 # Table 1 (Omniglot, d = 32): row -> (config, argument, paper's -ELBO, KL, MI, AU).
@@ -214,10 +215,10 @@ def collapse_tables(
     """Runs the selected rows (resuming) and writes the tables; returns all results."""
     for name in rows:
         if name not in TABLE1:
-            raise ValueError(f"Unknown Table 1 row {name!r}; valid: {list(TABLE1)}.")
+            raise InvalidValue(f"Unknown Table 1 row {name!r}; valid: {list(TABLE1)}.")
     for d in latents:
         if d not in LATENTS:
-            raise ValueError(f"Table 2 latent sizes are {list(LATENTS)}; got {d}.")
+            raise InvalidValue(f"Table 2 latent sizes are {list(LATENTS)}; got {d}.")
     os.makedirs(out, exist_ok=True)
     results: dict = {}
     table1 = {name: None for name in rows} if 1 in tables else {}

@@ -38,6 +38,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from tfvae import cli
+from tfvae.errors import InvalidValue
 
 DEFAULT_THRESHOLDS = (0.01, 0.005, 0.001, 0.0)
 GROUPS = ("random", "encoder", "all")
@@ -87,7 +88,7 @@ def optimize_codes(
       update), ``init_group`` [I] ("random" / "encoder"), ``thresholds`` [K].
     """
     if not model.stochastic:
-        raise ValueError("LSO's encoder initialization needs a stochastic encoder.")
+        raise InvalidValue("LSO's encoder initialization needs a stochastic encoder.")
     targets = tf.convert_to_tensor(targets, tf.float32)
     t = int(targets.shape[0])
     n_init = num_random + num_encoder

@@ -35,6 +35,7 @@ from absl import app, flags
 
 from tfvae import cli, evaluate, evaluation, trainer
 from tfvae.config_loader import load_config
+from tfvae.errors import InvalidValue
 
 # The 12 rows of the paper's Table 1, in its order: each regularizer without and with dp.
 TABLE1_CONFIGS = (
@@ -329,7 +330,7 @@ def reproduce(
     os.makedirs(out, exist_ok=True)
     names = [config_name(path) for path in configs]
     if len(set(names)) != len(names):
-        raise ValueError(f"Two configs share a name (their workdir): {names}.")
+        raise InvalidValue(f"Two configs share a name (their workdir): {names}.")
     steps_of = {
         name: int(
             load_run_config(

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfvae import data as data_lib
 from tfvae import metrics
+from tfvae.errors import InvalidValue
 from tfvae.evaluation.features import FeatureNetwork, feature_network
 from tfvae.evaluation.options import EvalOptions, MetricUndefined
 from tfvae.models import Autoencoder
@@ -122,7 +123,7 @@ class EvalContext:
     def split_array(self) -> np.ndarray:
         split = self.options.split
         if split not in ("test", "val"):
-            raise ValueError(f"Unknown split {split!r}. Valid splits: test, val.")
+            raise InvalidValue(f"Unknown split {split!r}. Valid splits: test, val.")
         return getattr(self.data, split)
 
     def eval_inputs(self, n: int, *, binarize: bool) -> np.ndarray:

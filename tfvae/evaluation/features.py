@@ -14,6 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfvae import data as data_lib
+from tfvae.errors import InvalidValue
 from tfvae.evaluation.options import EvalOptions, MetricUndefined
 
 # Bumped whenever the classifier's architecture or training changes, so old caches are not
@@ -169,7 +170,7 @@ def inception_features(weights_path: str, *, size: int = 299) -> FeatureNetwork:
     except ValueError:
         # A full (with-top) weights file: build the full model, take its pool3 layer.
         if size != 299:
-            raise ValueError(
+            raise InvalidValue(
                 f"{weights_path} holds the classifier top, which needs inception_size=299."
             ) from None
         full = keras.applications.InceptionV3(include_top=True, weights=weights_path)

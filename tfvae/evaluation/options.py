@@ -4,6 +4,8 @@
 import dataclasses
 import os
 
+from tfvae.errors import InvalidValue
+
 DEFAULT_FEATURE_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "tfvae", "features")
 
 # EvalOptions fields that count something and must be at least 1.
@@ -90,18 +92,20 @@ class EvalOptions:
         for name in _POSITIVE_OPTIONS:
             value = getattr(self, name)
             if value < 1:
-                raise ValueError(f"EvalOptions.{name} must be >= 1, got {value}.")
+                raise InvalidValue(f"EvalOptions.{name} must be >= 1, got {value}.")
         if self.num_skl < 2:
-            raise ValueError(f"EvalOptions.num_skl must be >= 2 (1-NN), got {self.num_skl}.")
+            raise InvalidValue(f"EvalOptions.num_skl must be >= 2 (1-NN), got {self.num_skl}.")
         if not 0.0 < self.lp_fraction <= 1.0:
-            raise ValueError(f"EvalOptions.lp_fraction must be in (0, 1], got {self.lp_fraction}.")
+            raise InvalidValue(
+                f"EvalOptions.lp_fraction must be in (0, 1], got {self.lp_fraction}."
+            )
 
     def with_num_samples(self, n: int | None) -> "EvalOptions":
         """The same options with every sample count set to ``n`` (None: unchanged)."""
         if n is None:
             return self
         if n < 2:
-            raise ValueError(f"num_samples must be >= 2, got {n}.")
+            raise InvalidValue(f"num_samples must be >= 2, got {n}.")
         return dataclasses.replace(
             self, num_fid=n, num_skl=n, num_aggregate=n, num_nll=n, nll_batch=min(self.nll_batch, n)
         )

@@ -33,6 +33,7 @@ import keras
 import tensorflow as tf
 
 from tfvae import losses
+from tfvae.errors import InvalidValue
 from tfvae.models import Phase, keeping_state
 from tfvae.objectives.aae import AAE
 from tfvae.objectives.wae_mmd import (
@@ -141,7 +142,7 @@ class MaskAAE(AAE):
     ):
         super().__init__(seed=seed, **kwargs)
         if getattr(self.decoder, "autoregressive", False):
-            raise ValueError(
+            raise InvalidValue(
                 "MaskAAE decodes the likelihood mean of masked codes; an autoregressive decoder "
                 f"({self.decoder.name!r}) is not supported."
             )

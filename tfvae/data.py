@@ -528,14 +528,14 @@ def static_binarize(x: np.ndarray, seed: int = STATIC_BINARIZE_SEED) -> np.ndarr
 
 def _check_transforms(x: np.ndarray, binarize: str, dequantize: bool) -> None:
     if binarize not in BINARIZE_MODES:
-        raise InvalidValue(f"Unknown binarize {binarize!r}. Valid: {', '.join(BINARIZE_MODES)}.")
+        raise ValueError(f"Unknown binarize {binarize!r}. Valid: {', '.join(BINARIZE_MODES)}.")
     if dequantize and binarize != "none":
-        raise InvalidValue(
+        raise ValueError(
             f"dequantize=True conflicts with binarize={binarize!r}: binary pixels are not "
             "8-bit intensities."
         )
     if dequantize and x.dtype != np.uint8:
-        raise InvalidValue(f"dequantize=True needs 8-bit (uint8) images, got dtype {x.dtype}.")
+        raise ValueError(f"dequantize=True needs 8-bit (uint8) images, got dtype {x.dtype}.")
 
 
 def train_dataset(
@@ -566,9 +566,9 @@ def train_dataset(
     _check_transforms(x, binarize, dequantize)
     n = len(x)
     if not 1 <= batch_size <= n:
-        raise InvalidValue(f"batch_size={batch_size} must be in [1, {n}] for {n} examples.")
+        raise ValueError(f"batch_size={batch_size} must be in [1, {n}] for {n} examples.")
     if start_step < 0:
-        raise InvalidValue(f"start_step={start_step} must be >= 0.")
+        raise ValueError(f"start_step={start_step} must be >= 0.")
     if binarize == "static":
         x = static_binarize(x)
     images = tf.constant(x)  # [N, ...], captured once and gathered from per batch
@@ -605,7 +605,7 @@ def eval_dataset(x: np.ndarray, *, batch_size: int, binarize: str = "none") -> t
     """
     _check_transforms(x, binarize, dequantize=False)
     if batch_size < 1:
-        raise InvalidValue(f"batch_size={batch_size} must be >= 1.")
+        raise ValueError(f"batch_size={batch_size} must be >= 1.")
     if binarize != "none":
         x = static_binarize(x)
     images = tf.constant(x)  # [N, ...]

@@ -261,7 +261,8 @@ def test_paper_numbers_are_the_methods_md_examples():
     assert (mnist["beta_tcvae"]["fid"], mnist["beta_tcvae"]["fid_lp"]) == (149.8, 200.3)
     assert (mnist["beta_tc_dpvae"]["fid_lp"], mnist["beta_tc_dpvae"]["skl"]) == (133.1, 2.07)
     assert set(mnist) == set(reproduce.TABLE1_CONFIGS)
-    fake = {"info_dpvae": {"metrics": {"fid": 1.0, "fid_lp": 2.0, "skl": 0.5, "nll": 9.0}}}
+    scores = {"fid": 1.0, "fid_lp": 2.0, "skl": 0.5, "nll": 9.0}
+    fake = {"info_dpvae": {"metrics": scores, "feature_networks": {}}}
     table = reproduce.format_table(fake, dataset="mnist", steps=1, seed=0)
     row = next(line for line in table.splitlines() if line.startswith("| Info-dpVAE |"))
     cells = [c.strip() for c in row.strip("|").split("|")]

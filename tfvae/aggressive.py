@@ -36,9 +36,10 @@ import math
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae.build import OPTIMIZERS, resolve_jit_compile
+from tfvae.build import resolve_jit_compile
 from tfvae.errors import InvalidValue
 from tfvae.models import Autoencoder
+from tfvae.optimizers import OPTIMIZERS
 from tfvae.registry import lookup
 
 # Seed offset of the fresh-batch stream, so that it never repeats the main stream's batches.

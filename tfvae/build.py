@@ -5,28 +5,21 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from tfvae import networks, optimizers
+from tfvae import networks
 from tfvae.errors import InvalidValue
 from tfvae.likelihoods import build_likelihood
 from tfvae.models import AdversarialAutoencoder, Autoencoder
 from tfvae.objectives import OBJECTIVES
+from tfvae.optimizers import OPTIMIZERS, build_schedule
 from tfvae.priors import build_prior
 from tfvae.registry import lookup
 
-OPTIMIZERS = {
-    "adam": optimizers.Adam,  # keras.optimizers.Adam with a fused update
-    "rmsprop": keras.optimizers.RMSprop,
-    "sgd": keras.optimizers.SGD,
-}
-
-
-# "float32" is full precision; None (configs written before the switch had a name) means the same.
+# train.mixed_precision: a Keras dtype policy; "float32" is full precision.
 MIXED_PRECISION = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @contextlib.contextmanager
-def _dtype_policy(name: str | None):
-    name = name or "float32"
+def _dtype_policy(name: str):
     if name not in MIXED_PRECISION:
         raise InvalidValue(
             f"Unknown train.mixed_precision {name!r}; valid: {list(MIXED_PRECISION)}."
@@ -133,28 +126,3 @@ def build_optimizers(config, model: Autoencoder) -> dict:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         out[name] = optimizer
     return out
-
-
-def piecewise_constant(learning_rate: float, *, boundaries, multipliers):
-    """lr * multipliers[i] while boundaries[i-1] < t <= boundaries[i] (t: 0-based iteration).
-
-    E.g. ``boundaries=(375,), multipliers=(1.0, 0.2)``: the full rate for iterations 0..375,
-    a fifth after. The optimizer evaluates it at its checkpointed ``iterations``, so a resumed
-    run continues on the same schedule.
-    """
-    if len(multipliers) != len(boundaries) + 1:
-        raise InvalidValue(
-            f"piecewise_constant needs len(multipliers) == len(boundaries) + 1; got "
-            f"boundaries {list(boundaries)} and multipliers {list(multipliers)}."
-        )
-    return keras.optimizers.schedules.PiecewiseConstantDecay(
-        [int(b) for b in boundaries], [learning_rate * float(m) for m in multipliers]
-    )
-
-
-SCHEDULES = {"piecewise_constant": piecewise_constant}
-
-
-def build_schedule(learning_rate: float, name: str, **options):
-    """The learning-rate schedule ``name`` (``config.optimizers.<opt>.schedule``)."""
-    return lookup(SCHEDULES, name, "schedule")(learning_rate, **options)

@@ -265,7 +265,7 @@ def decode_codes(model, z: np.ndarray, *, seed: int = 0, chunk_size: int = 200) 
     Returns ``[..., H, W, C]``."""
     lead = z.shape[:-1]
     flat = np.asarray(z, np.float32).reshape(-1, z.shape[-1])
-    autoregressive = getattr(model.decoder, "autoregressive", False)
+    autoregressive = model.autoregressive
     shape = tuple(model.decoder.image_shape) if autoregressive else None
     out = []
     for i in range(0, len(flat), chunk_size):

@@ -56,7 +56,6 @@ from absl import app, flags, logging
 
 from tfvae import cli
 from tfvae.errors import InvalidValue
-from tfvae.priors import StandardNormalPrior
 
 SERVING_DEFAULT = "serving_default"
 GENERATE = "generate"
@@ -105,15 +104,6 @@ def stateless_noise(seed: tf.Tensor, shape, *, stream: int, uniform: bool = Fals
     )
 
 
-def has_z0_space(model) -> bool:
-    """Whether the prior has a generation space z0 distinct from z (the decoupled prior)."""
-    return not isinstance(model.prior, StandardNormalPrior)
-
-
-def is_autoregressive(model) -> bool:
-    return bool(getattr(model.decoder, "autoregressive", False))
-
-
 class ServingModule(tf.Module):
     """The serving functions of one model, ready for ``tf.saved_model.save``.
 
@@ -133,7 +123,7 @@ class ServingModule(tf.Module):
     def __init__(self, model, data_shape):
         super().__init__(name="tfvae_serving")
         d, shape = int(model.latent_dim), tuple(int(s) for s in data_shape)
-        ar = is_autoregressive(model)
+        ar = model.autoregressive
         seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
         images_spec = tf.TensorSpec([None, *shape], tf.float32, name="images")
 
@@ -171,7 +161,7 @@ class ServingModule(tf.Module):
         def encode(images_in):
             z_mean, z_log_var = model.encode(images_in)
             out = {"z_mean": z_mean, "z_log_var": z_log_var} if model.stochastic else {"z": z_mean}
-            if has_z0_space(model):
+            if model.decoupled:
                 out["z0"] = model.prior.to_z0(z_mean)
             return out
 
@@ -191,7 +181,7 @@ class ServingModule(tf.Module):
             fns[DECODE] = (lambda z, seed: {"images": images(z, seed)}, [spec("z"), seed_spec])
         else:
             fns[DECODE] = (lambda z: {"images": images(z, None)}, [spec("z")])
-        if has_z0_space(model):
+        if model.decoupled:
             if ar:
                 fns[DECODE_Z0] = (
                     lambda z0, seed: {"images": images(model.prior.from_z0(z0), seed)},
@@ -359,8 +349,8 @@ def export_model(
             "version": int(version),
             "latent_dim": module.latent_dim,
             "input_shape": list(module.input_shape),
-            "autoregressive": is_autoregressive(model),
-            "decoupled_prior": has_z0_space(model),
+            "autoregressive": model.autoregressive,
+            "decoupled_prior": model.decoupled,
             "signatures": sorted(module.functions),
             "rng": {"alg": RNG_ALG, "latent_seed": "[seed, 0]", "pixel_seed": "[seed, 1]"},
             "tensorflow": tf.__version__,

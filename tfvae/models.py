@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tfvae import losses
 from tfvae.errors import InvalidValue
+from tfvae.priors import StandardNormalPrior
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +149,18 @@ class Autoencoder(keras.Model):
         # Sub-networks are built by their first call (``build_all``).
         self.built = True
 
+    @property
+    def autoregressive(self) -> bool:
+        """Whether the decoder is autoregressive (PixelCNN): teacher-forced on x in
+        ``decoder_params``, sampled pixel by pixel in ``decode``."""
+        return bool(getattr(self.decoder, "autoregressive", False))
+
+    @property
+    def decoupled(self) -> bool:
+        """Whether the prior has a generation space z0 distinct from z (the decoupled prior;
+        for N(0, I), z0 = z)."""
+        return not isinstance(self.prior, StandardNormalPrior)
+
     def build_all(self, example_batch: tf.Tensor):
         """Creates every variable (model and optimizers) so a checkpoint can be restored."""
         self(example_batch[:1])
@@ -185,7 +198,7 @@ class Autoencoder(keras.Model):
 
     def decoder_params(self, z: tf.Tensor, x: tf.Tensor | None = None, training: bool = False):
         """Likelihood parameters [B, ...]; autoregressive decoders are teacher-forced on x."""
-        if getattr(self.decoder, "autoregressive", False):
+        if self.autoregressive:
             if x is None:
                 raise ValueError("An autoregressive decoder needs x for teacher forcing.")
             return tf.cast(self.decoder([z, x], training=training), tf.float32)
@@ -193,7 +206,7 @@ class Autoencoder(keras.Model):
 
     def decode(self, z: tf.Tensor, seed=None) -> tf.Tensor:
         """Images for codes z: the likelihood mean, or a sample for autoregressive decoders."""
-        if getattr(self.decoder, "autoregressive", False):
+        if self.autoregressive:
             return self.decoder.sample(z, seed=self.seed_generator if seed is None else seed)
         return self.likelihood.mean(self.decoder_params(z))
 

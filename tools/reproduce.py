@@ -289,7 +289,7 @@ def format_table(rows: dict[str, dict | None], *, dataset: str, steps: int | str
         for metric, reason in (report or {}).get("skipped", {}).items():
             if metric in COLUMNS:  # other metrics' skips do not concern the table
                 notes.append(f"- {label}: {metric} skipped: {reason}")
-        for key, feat in _feature_networks(report or {}).items():
+        for key, feat in (_feature_networks(report) if report else {}).items():
             who = features.setdefault(json.dumps(feat, sort_keys=True), [])
             who.append(f"{label} {_COLUMN_NAMES[key]}")
     lines.append("")

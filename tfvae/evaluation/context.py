@@ -16,7 +16,6 @@ from tfvae.errors import InvalidValue
 from tfvae.evaluation.features import FeatureNetwork, feature_network
 from tfvae.evaluation.options import EvalOptions, MetricUndefined
 from tfvae.models import Autoencoder
-from tfvae.priors import StandardNormalPrior
 
 FIGURES_DIR = "figures"
 
@@ -80,7 +79,7 @@ class EvalContext:
     def is_decoupled(self) -> bool:
         """Whether generation space z0 and representation space z differ (any prior but the
         standard normal, whose z0 = z)."""
-        return not isinstance(self.model.prior, StandardNormalPrior)
+        return self.model.decoupled
 
     @property
     def latent_space(self) -> str:
@@ -190,7 +189,7 @@ class EvalContext:
 
     @property
     def autoregressive(self) -> bool:
-        return bool(getattr(self.model.decoder, "autoregressive", False))
+        return self.model.autoregressive
 
     def require_selected_if_autoregressive(self, name: str, what: str) -> None:
         """Runs metric ``name`` for an autoregressive decoder only when selected by name.

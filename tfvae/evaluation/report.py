@@ -147,13 +147,8 @@ def feature_networks_by_metric(details: dict) -> dict[str, dict]:
 
 
 def report_feature_networks(report: dict) -> dict[str, dict]:
-    """FID metric -> its feature network, from a metrics.json (older versions kept a single
-    ``feature_network`` for every FID metric of the report)."""
-    by_metric = report.get("feature_networks")
-    if by_metric is None:
-        feat = report.get("feature_network")
-        by_metric = {k: feat for k in report.get("metrics", {}) if feat and k.startswith("fid")}
-    return by_metric
+    """FID metric -> its feature network, from a metrics.json report."""
+    return report["feature_networks"]
 
 
 def group_feature_networks(by_metric: dict[str, dict]) -> list[tuple[dict, list[str]]]:
@@ -185,18 +180,6 @@ def format_report(report: dict) -> str:
     for key, reason in report["skipped"].items():
         lines.write(f"skipped {key}: {reason}\n")
     return lines.getvalue()
-
-
-def _previous_options(previous: dict) -> dict[str, dict]:
-    """metric -> options of the run that computed it, from a metrics.json (older versions kept
-    one flat ``options`` dict: it applied to every metric they had run)."""
-    options = previous.get("options") or {}
-    if "split" not in options:  # already per metric
-        return options
-    ran = set(previous.get("skipped", {})) | {
-        k for k in previous.get("seconds", {}) if not k.startswith("shared/")
-    }
-    return {name: options for name in ran}
 
 
 def evaluate_workdir(workdir: str, options: EvalOptions = EvalOptions()) -> dict:
@@ -245,7 +228,7 @@ def evaluate_workdir(workdir: str, options: EvalOptions = EvalOptions()) -> dict
             for name in names:
                 if name not in report["skipped"]:
                     merged["skipped"].pop(name, None)
-            merged["options"] = {**_previous_options(previous), **merged["options"]}
+            merged["options"] = {**previous["options"], **merged["options"]}
     by_metric = feature_networks_by_metric(merged["details"])
     groups = group_feature_networks(by_metric)
     merged["feature_networks"] = by_metric

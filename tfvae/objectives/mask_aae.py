@@ -141,7 +141,7 @@ class MaskAAE(AAE):
         **kwargs,
     ):
         super().__init__(seed=seed, **kwargs)
-        if getattr(self.decoder, "autoregressive", False):
+        if self.autoregressive:
             raise InvalidValue(
                 "MaskAAE decodes the likelihood mean of masked codes; an autoregressive decoder "
                 f"({self.decoder.name!r}) is not supported."

@@ -186,9 +186,38 @@ def apply_smoke(c: ml_collections.ConfigDict) -> None:
         c.data.val_size = 64
 
 
+# The type a field takes when its default is None. ml_collections infers a field's type from its
+# value, and a None default would otherwise refuse every command-line override ("Type NoneType
+# ... is not supported for overriding"), including the README's --config.data.path=DIR.
+NONE_FIELD_TYPES = {
+    "data_dir": str,
+    "path": str,
+    "image_size": int,
+    "tpu": str,
+    "clipnorm": float,
+    "global_clipnorm": float,
+    "c": float,
+}
+
+
+def _typed_nones(c: ml_collections.ConfigDict) -> None:
+    """Gives every None-valued field a type, so ``--config.<field>=value`` can override it.
+
+    The type comes from ``NONE_FIELD_TYPES`` by field name; any other None field (a tuple of
+    devices, say) takes any Python literal (``--config.distribution.devices='("/cpu:0",)'``).
+    """
+    for key, value in list(c.items()):
+        if isinstance(value, ml_collections.ConfigDict):
+            _typed_nones(value)
+        elif value is None:
+            field_type = NONE_FIELD_TYPES.get(key, object)
+            c[key] = config_dict.FieldReference(None, field_type=field_type)
+
+
 def finalize(c: ml_collections.ConfigDict, args: dict) -> ml_collections.ConfigDict:
     if args["smoke"]:
         apply_smoke(c)
+    _typed_nones(c)
     c.lock()
     return c
 

@@ -45,10 +45,11 @@ dimensions, but the authors' synthetic schedule (R = 75) gives it too few steps 
 m ~ U(0, 5): ``R=`` lengthens the schedule (and the step budget, 4R per doubling of c, with it).
 """
 
+import math
+
 import ml_collections
 
 from configs import common
-from tfvae.objectives.mask_aae import authors_interval as schedule_interval
 
 DATASETS = ("fashion_mnist", "mnist", "manifold")
 DEFAULT_M = {"image": 48, "manifold": 16}
@@ -60,10 +61,15 @@ MANIFOLD_HIDDEN = (512,) * 3
 SMOKE_HIDDEN = (32, 32)
 
 
+def authors_interval(latent_dim: int) -> int:
+    """The authors' schedule unit R: 75 if d <= 20 else min(10000, floor(1125 d / 10))."""
+    return 75 if latent_dim <= 20 else min(10_000, math.floor(1125 * latent_dim / 10))
+
+
 def interval(d: int, args: dict) -> int:
     """R: the config argument ``R=`` if given, else the authors' rule for latent size d."""
     if "R" not in args:
-        return schedule_interval(d)
+        return authors_interval(d)
     value = int(args["R"])
     if value < 1:
         raise ValueError(f"R= (the schedule interval in steps) must be >= 1, got {value}.")
@@ -77,12 +83,12 @@ def saturation_step(
     c, doublings = (2.0 / d if start is None else start), 0
     while c < maximum:
         c, doublings = 2.0 * c, doublings + 1
-    return 4 * (schedule_interval(d) if R is None else R) * doublings
+    return 4 * (authors_interval(d) if R is None else R) * doublings
 
 
 def manifold_steps(d: int, R: int | None = None) -> int:
     """Synthetic runs: until c saturates, then 4R more steps (every model, for equal budgets)."""
-    R = schedule_interval(d) if R is None else R
+    R = authors_interval(d) if R is None else R
     return saturation_step(d, R=R) + 4 * R
 
 

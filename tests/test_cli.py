@@ -9,16 +9,22 @@ import pytest
 
 SCRIPT = textwrap.dedent(
     """
-    from tfvae import cli
+    from tfvae import cli, registry
 
     def main(argv):
         kind = argv[-1]
         if kind == "value":
-            raise ValueError("Unknown prior 'gauss'. Valid priors: decoupled, standard_normal.")
-        if kind == "key":
-            raise KeyError("No such field 'num_stepz'.")
+            raise cli.InvalidValue("Unknown prior 'gauss'. Valid: decoupled, standard_normal.")
+        if kind == "lookup":
+            registry.lookup({"vae": 1}, "vea", "objective")
+        if kind == "user":
+            raise cli.UserError("No such field 'num_stepz'.")
         if kind == "bug":
             raise ZeroDivisionError("a bug keeps its traceback")
+        if kind == "bug_value":
+            raise ValueError("math domain error")
+        if kind == "bug_key":
+            raise KeyError("kl")
         print("ran", kind)
 
     cli.run(main)
@@ -38,8 +44,9 @@ def _run(arg, debug=False):
 @pytest.mark.parametrize(
     "arg, message",
     [
-        ("value", "error: Unknown prior 'gauss'. Valid priors: decoupled, standard_normal."),
-        ("key", "error: No such field 'num_stepz'."),
+        ("value", "error: Unknown prior 'gauss'. Valid: decoupled, standard_normal."),
+        ("lookup", "error: Unknown objective 'vea'. Valid objectives: vae."),
+        ("user", "error: No such field 'num_stepz'."),
     ],
 )
 def test_user_errors_print_one_line_and_exit_2(arg, message):
@@ -52,6 +59,11 @@ def test_user_errors_print_one_line_and_exit_2(arg, message):
 def test_bugs_keep_their_traceback_and_debug_switch_shows_user_errors_in_full():
     bug = _run("bug")
     assert bug.returncode == 1 and "Traceback" in bug.stderr and "ZeroDivisionError" in bug.stderr
+    # A ValueError or KeyError that tfvae's checks did not raise is a bug too, not bad input.
+    for kind, name in (("bug_value", "ValueError"), ("bug_key", "KeyError")):
+        bug = _run(kind)
+        assert bug.returncode == 1 and "Traceback" in bug.stderr and name in bug.stderr
+        assert "error:" not in bug.stderr.splitlines()[-1]
     debug = _run("value", debug=True)
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 

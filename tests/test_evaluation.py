@@ -25,6 +25,7 @@ from PIL import Image
 
 from tests.smoke import smoke_root, smoke_workdir
 from tfvae import cli, evaluate, evaluation, metrics, trainer
+from tfvae.evaluation import context, dpvae, features
 from tools import reproduce
 
 CONFIGS = ("configs/vae.py", "configs/dpvae.py")
@@ -67,7 +68,7 @@ def run(tmp_path_factory):
     # The same config, steps and seed as reproduce's smoke run of configs/dpvae.py.
     shutil.copytree(smoke_workdir(smoke_root(tmp_path_factory), "dpvae"), f"{out}/dpvae")
     trained, runs = [], []
-    original = evaluation.train_feature_classifier
+    original = features.train_feature_classifier
     original_train = trainer.train_and_evaluate
 
     def counting(*args, **kwargs):
@@ -79,7 +80,7 @@ def run(tmp_path_factory):
         return original_train(config, workdir)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(evaluation, "train_feature_classifier", counting)
+        mp.setattr(features, "train_feature_classifier", counting)
         mp.setattr(trainer, "train_and_evaluate", train)
         table = reproduce.reproduce(
             CONFIGS,
@@ -260,28 +261,37 @@ def test_paper_numbers_are_the_methods_md_examples():
     assert (mnist["beta_tcvae"]["fid"], mnist["beta_tcvae"]["fid_lp"]) == (149.8, 200.3)
     assert (mnist["beta_tc_dpvae"]["fid_lp"], mnist["beta_tc_dpvae"]["skl"]) == (133.1, 2.07)
     assert set(mnist) == set(reproduce.TABLE1_CONFIGS)
-    fake = {"info_dpvae": {"metrics": {"fid": 1.0, "fid_lp": 2.0, "skl": 0.5, "nll": 9.0}}}
+    scores = {"fid": 1.0, "fid_lp": 2.0, "skl": 0.5, "nll": 9.0}
+    fake = {"info_dpvae": {"metrics": scores, "feature_networks": {}}}
     table = reproduce.format_table(fake, dataset="mnist", steps=1, seed=0)
     row = next(line for line in table.splitlines() if line.startswith("| Info-dpVAE |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1:4] == ["1.0", "2.0", "0.50"] and cells[6:9] == ["110.1", "110.5", "1.70"]
 
 
-def test_metric_selection_and_registration(monkeypatch):
+def test_metric_selection(monkeypatch):
     assert evaluation.select_metrics(None)[: len(BUILTIN)] == list(BUILTIN)
     with pytest.raises(ValueError, match="Valid metrics: .*fid_lp"):
         evaluation.select_metrics(["fid", "fdi"])
-    monkeypatch.setattr(evaluation, "METRICS", dict(evaluation.METRICS))
-    evaluation.register_metric("latent_size", lambda ctx: {}, default=False)
+    spec = evaluation.MetricSpec(lambda ctx: {}, False, "")
+    monkeypatch.setitem(evaluation.METRICS, "latent_size", spec)
     assert "latent_size" not in evaluation.select_metrics(None)
     assert evaluation.select_metrics(["latent_size", "fid"]) == ["fid", "latent_size"]
-    with pytest.raises(ValueError, match="already registered"):
-        evaluation.register_metric("latent_size", lambda ctx: {})
+
+
+def test_importing_the_library_registers_no_metric():
+    # METRICS is one explicit dict: importing the objectives, the collapse analysis and the
+    # trainer adds nothing to it, and none of them imports the evaluation package.
+    code = (
+        "import sys; import tfvae.trainer, tfvae.collapse, tfvae.objectives; "
+        "print(any(m.startswith('tfvae.evaluation') for m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
 
 
 def test_cli_runs_selected_and_registered_metrics_and_merges(run, monkeypatch):
-    # Metrics registered by another module, selected through the CLI's --metrics flag.
-    monkeypatch.setattr(evaluation, "METRICS", dict(evaluation.METRICS))
+    # Metrics listed in METRICS by another module, selected through the CLI's --metrics flag.
 
     def latent_size(ctx):
         return {"latent_size": ctx.latent_dim}
@@ -289,8 +299,10 @@ def test_cli_runs_selected_and_registered_metrics_and_merges(run, monkeypatch):
     def never(ctx):
         raise evaluation.MetricUndefined("not for this model")
 
-    evaluation.register_metric("latent_size", latent_size, default=False)
-    evaluation.register_metric("never", never, default=False)
+    monkeypatch.setitem(
+        evaluation.METRICS, "latent_size", evaluation.MetricSpec(latent_size, False, "")
+    )
+    monkeypatch.setitem(evaluation.METRICS, "never", evaluation.MetricSpec(never, False, ""))
     workdir = os.path.join(run["out"], "vae")
     before = _report(run, "vae")
     fv = flags.FlagValues()
@@ -380,10 +392,10 @@ def test_dp_skl_leakage_and_interpolations_use_the_prior_map_g(run, dp_exp, monk
     assert np.abs(z0 - z).mean() > 0.1  # g is far from the identity: z and z0 differ
 
     # sKL between N(0, I) and the posterior samples mapped by g.
-    p = np.random.default_rng([0, evaluation._PRIOR_STREAM]).standard_normal(z.shape)
+    p = np.random.default_rng([0, context._PRIOR_STREAM]).standard_normal(z.shape)
     expected = metrics.knn_kl_divergence(p, z0) + metrics.knn_kl_divergence(z0, p)
     in_z = metrics.knn_kl_divergence(p, z) + metrics.knn_kl_divergence(z, p)
-    skl = evaluation.skl_metric(ctx).scalars["skl"]
+    skl = dpvae.skl_metric(ctx).scalars["skl"]
     assert skl == pytest.approx(expected, rel=1e-4) and abs(in_z - expected) > 1e-3
 
     # Leakage: l(z) = log N(g(z); 0, I), and the mean log q(z) of the samples below tau.
@@ -391,7 +403,7 @@ def test_dp_skl_leakage_and_interpolations_use_the_prior_map_g(run, dp_exp, monk
 
     figures = []
     monkeypatch.setattr(plt, "close", figures.append)
-    details = evaluation.leakage_metric(ctx).details
+    details = dpvae.leakage_metric(ctx).details
     taus = evaluation.default_leakage_thresholds(2, 20)
     base = -0.5 * np.sum(z0**2 + np.log(2 * np.pi), axis=1)
     log_q = _log_q(z, *ctx.aggregate_encoding())
@@ -416,7 +428,7 @@ def test_dp_skl_leakage_and_interpolations_use_the_prior_map_g(run, dp_exp, monk
     ends[1::2] *= -1  # each pair on opposite sides of the origin
     monkeypatch.setattr(ctx, "encode_mean", lambda x: prior.from_z0(tf.constant(ends)).numpy())
     calls = _recording_decode(ctx)
-    evaluation.interpolations_metric(ctx)
+    dpvae.interpolations_metric(ctx)
     start = prior.to_z0(prior.from_z0(tf.constant(ends))).numpy()
     t = np.linspace(0, 1, o.interpolation_steps)[None, :, None]
     line = (1 - t) * start[0::2, None] + t * start[1::2, None]  # [P, T, d] in z0
@@ -464,7 +476,7 @@ def test_report_names_each_fid_metrics_own_feature_network(run, tmp_path, monkey
     weights = str(tmp_path / "inception.weights.h5")
     inception = {"name": "inception_v3_pool3", "path": weights, "sha256": "0" * 64}
     monkeypatch.setattr(
-        evaluation,
+        features,
         "inception_features",
         lambda path, size: evaluation.FeatureNetwork(
             dict(inception), lambda x: np.asarray(x).reshape(len(x), -1)[:, 300:340]

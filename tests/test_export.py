@@ -25,7 +25,7 @@ from tfvae import data as data_lib
 from tfvae import export
 from tfvae.build import build_model
 from tfvae.config_loader import load_config
-from tfvae.workdir import load_experiment
+from tfvae.experiment import load as load_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
@@ -96,7 +96,7 @@ def _reference(exp, inputs: dict) -> dict:
         "encode/z_log_var": z_log_var,
         "reconstruct/images": model.reconstruct(x),
     }
-    if export.has_z0_space(model):
+    if model.decoupled:
         out["decode_z0/images"] = model.decode(model.prior.from_z0(z))
         out["encode/z0"] = model.prior.to_z0(z_mean)
     return {k: np.asarray(v) for k, v in out.items()}

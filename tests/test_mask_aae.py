@@ -20,20 +20,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs.mask_aae import authors_interval
 from tfvae import evaluation, losses, metrics, networks, trainer
 from tfvae.config_loader import load_config
+from tfvae.evaluation.mask_aae import active_dimensions, active_dims_metric, nac_metric
 from tfvae.likelihoods import build_likelihood
 from tfvae.objectives import OBJECTIVES
 from tfvae.objectives.aae import AAE
-from tfvae.objectives.mask_aae import (
-    LatentMask,
-    MaskAAE,
-    active_dimensions,
-    active_dims_metric,
-    authors_interval,
-    nac_metric,
-    poly_weight_at,
-)
+from tfvae.objectives.mask_aae import LatentMask, MaskAAE, poly_weight_at
 from tfvae.objectives.wae_mmd import WAEMMD
 from tfvae.priors import build_prior
 from tools import mask_trace
@@ -53,6 +47,8 @@ def _model(cls=MaskAAE, adversary_outputs=None, shape=SHAPE, network="mlp", **hp
     if adversary_outputs is not None:  # a FactorVAE-style 2-logit adversary
         adversary = networks.build_adversary("factor_vae", input_dim=D, hidden_sizes=(16,))
     sizes = {"hidden_sizes": (16,)} if network == "mlp" else {}
+    if cls is MaskAAE:
+        hparams.setdefault("schedule_interval", authors_interval(D))
     model = cls(
         encoder=networks.build_encoder(network, input_shape=shape, out_dim=D, **sizes),
         decoder=networks.build_decoder(network, latent_dim=D, output_shape=shape, **sizes),
@@ -437,6 +433,8 @@ def _fixed_model(monkeypatch, cls=MaskAAE, **hparams):
     """A model with the linear critic and prior samples fixed to ``eps`` (returned)."""
     critic = keras.Sequential([keras.Input((D,)), keras.layers.Dense(1)], name="mlp_critic")
     critic.layers[-1].set_weights([W[:, None].astype("float32"), np.array([B_CRITIC], "float32")])
+    if cls is MaskAAE:
+        hparams.setdefault("schedule_interval", authors_interval(D))
     model = cls(
         encoder=networks.build_encoder("mlp", input_shape=SHAPE, out_dim=D, hidden_sizes=(16,)),
         decoder=networks.build_decoder("mlp", latent_dim=D, output_shape=SHAPE, hidden_sizes=(16,)),

@@ -148,6 +148,7 @@ def _mask_model(d: int) -> MaskAAE:
         likelihood=build_likelihood("bernoulli"),
         latent_dim=d,
         dataset_size=100,
+        schedule_interval=75,
         seed=0,
     )
     return model

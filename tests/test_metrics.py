@@ -123,7 +123,7 @@ def test_inception_pool3_features_from_a_weights_file(tmp_path):
     net.save_weights(path)
     features = evaluation.inception_features(path, size=75)
     assert features.identity["name"] == "inception_v3_pool3"
-    assert features.identity["sha256"] == evaluation._sha256(path)
+    assert features.identity["sha256"] == evaluation.features._sha256(path)
     x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
     got = features.features(x, batch_size=2)
     assert got.shape == (3, 2048)

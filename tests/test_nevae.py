@@ -509,7 +509,7 @@ def test_pixelcnn_traversal_images_share_their_noise(tmp_path):
     decoder = networks.build_decoder(
         "pixelcnn", latent_dim=2, output_shape=(4, 4, 1), channels=8, kernel_sizes=(3, 3, 3)
     )
-    fake = types.SimpleNamespace(decoder=decoder)
+    fake = types.SimpleNamespace(decoder=decoder, autoregressive=True)
     z = np.zeros((2, 3, 2), np.float32)  # six identical codes
     images = collapse.decode_codes(fake, z, seed=3)
     assert images.shape == (2, 3, 4, 4, 1)

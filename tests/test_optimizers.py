@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfvae import optimizers
-from tfvae.build import OPTIMIZERS
+from tfvae.optimizers import OPTIMIZERS
 
 
 def _train(optimizer, steps=25):

@@ -48,7 +48,8 @@ SERVER = textwrap.dedent(
         roots = ("tfvae", "tensorflow_probability")
         extra = sorted(
             m for m in sys.modules
-            if m.split(".")[0] in roots and m not in ("tfvae", "tfvae.serve", "tfvae.cli")
+            if m.split(".")[0] in roots
+            and m not in ("tfvae", "tfvae.serve", "tfvae.cli", "tfvae.errors")
         )
         print("IMPORTED", extra, flush=True)
         return make_server(*args, **kwargs)

@@ -36,8 +36,10 @@ import math
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae.build import OPTIMIZERS, resolve_jit_compile
+from tfvae.build import resolve_jit_compile
+from tfvae.errors import InvalidValue
 from tfvae.models import Autoencoder
+from tfvae.optimizers import OPTIMIZERS
 from tfvae.registry import lookup
 
 # Seed offset of the fresh-batch stream, so that it never repeats the main stream's batches.
@@ -104,15 +106,15 @@ class AggressiveTraining:
         jit_compile: bool = False,
     ):
         if not model.stochastic:
-            raise ValueError("Aggressive training is defined for VAEs (a stochastic encoder).")
+            raise InvalidValue("Aggressive training is defined for VAEs (a stochastic encoder).")
         if max_encoder_steps < 1 or window < 1 or patience < 1:
-            raise ValueError(
+            raise InvalidValue(
                 f"max_encoder_steps ({max_encoder_steps}), window ({window}) and patience "
                 f"({patience}) must be >= 1."
             )
         main, *_ = model.phases()
         if main.optimizer != "main":
-            raise ValueError(
+            raise InvalidValue(
                 f"{type(model).__name__}'s first phase uses optimizer {main.optimizer!r}; "
                 "aggressive training splits the 'main' (autoencoder) phase."
             )
@@ -143,7 +145,7 @@ class AggressiveTraining:
         if config.train.mixed_precision == "mixed_float16":
             # Its own encoder and decoder optimizers step on gradients of one (jointly clipped)
             # loss that is never loss-scaled, so float16 gradients could underflow.
-            raise ValueError(
+            raise InvalidValue(
                 "train.aggressive does not support train.mixed_precision='mixed_float16' (no "
                 "loss scaling in its encoder/decoder updates); use 'mixed_bfloat16' or "
                 "'float32'."

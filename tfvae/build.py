@@ -5,29 +5,25 @@ import contextlib
 import keras
 import tensorflow as tf
 
-from tfvae import networks, optimizers
+from tfvae import networks
+from tfvae.errors import InvalidValue
 from tfvae.likelihoods import build_likelihood
 from tfvae.models import AdversarialAutoencoder, Autoencoder
 from tfvae.objectives import OBJECTIVES
+from tfvae.optimizers import OPTIMIZERS, build_schedule
 from tfvae.priors import build_prior
 from tfvae.registry import lookup
 
-OPTIMIZERS = {
-    "adam": optimizers.Adam,  # keras.optimizers.Adam with a fused update
-    "rmsprop": keras.optimizers.RMSprop,
-    "sgd": keras.optimizers.SGD,
-}
-
-
-# "float32" is full precision; None (configs written before the switch had a name) means the same.
+# train.mixed_precision: a Keras dtype policy; "float32" is full precision.
 MIXED_PRECISION = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @contextlib.contextmanager
-def _dtype_policy(name: str | None):
-    name = name or "float32"
+def _dtype_policy(name: str):
     if name not in MIXED_PRECISION:
-        raise ValueError(f"Unknown train.mixed_precision {name!r}; valid: {list(MIXED_PRECISION)}.")
+        raise InvalidValue(
+            f"Unknown train.mixed_precision {name!r}; valid: {list(MIXED_PRECISION)}."
+        )
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:
@@ -52,7 +48,7 @@ def resolve_jit_compile(value) -> bool:
         return text == "true"
     if text == "auto":
         return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-    raise ValueError(
+    raise InvalidValue(
         f"train.jit_compile must be True, False or 'auto'; got {value!r}. E.g. "
         "--config.train.jit_compile=auto (XLA on GPU/TPU only)."
     )
@@ -86,10 +82,16 @@ def build_model(config, input_shape: tuple, dataset_size: int) -> Autoencoder:
     if initializer == "torch":
         networks.torch_initialize(encoder, seed=config.seed)
         networks.torch_initialize(decoder, seed=config.seed + 1)
+    try:
+        prior = build_prior(m.prior.name, d, **_options(m.prior))
+    except InvalidValue:
+        raise
+    except ValueError as error:  # tfvae.priors checks its options with plain ValueErrors
+        raise InvalidValue(f"config.model.prior: {error}") from error
     kwargs = dict(
         encoder=encoder,
         decoder=decoder,
-        prior=build_prior(m.prior.name, d, **_options(m.prior)),
+        prior=prior,
         likelihood=build_likelihood(m.likelihood.name, **_options(m.likelihood)),
         latent_dim=d,
         dataset_size=dataset_size,
@@ -113,7 +115,7 @@ def build_optimizers(config, model: Autoencoder) -> dict:
     out = {}
     for name in model.optimizer_names:
         if name not in config.optimizers:
-            raise ValueError(
+            raise InvalidValue(
                 f"Objective {config.objective!r} needs optimizers {list(model.optimizer_names)};"
                 f" config.optimizers has {sorted(config.optimizers)}. Add config.optimizers."
                 f"{name}."
@@ -130,28 +132,3 @@ def build_optimizers(config, model: Autoencoder) -> dict:
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         out[name] = optimizer
     return out
-
-
-def piecewise_constant(learning_rate: float, *, boundaries, multipliers):
-    """lr * multipliers[i] while boundaries[i-1] < t <= boundaries[i] (t: 0-based iteration).
-
-    E.g. ``boundaries=(375,), multipliers=(1.0, 0.2)``: the full rate for iterations 0..375,
-    a fifth after. The optimizer evaluates it at its checkpointed ``iterations``, so a resumed
-    run continues on the same schedule.
-    """
-    if len(multipliers) != len(boundaries) + 1:
-        raise ValueError(
-            f"piecewise_constant needs len(multipliers) == len(boundaries) + 1; got "
-            f"boundaries {list(boundaries)} and multipliers {list(multipliers)}."
-        )
-    return keras.optimizers.schedules.PiecewiseConstantDecay(
-        [int(b) for b in boundaries], [learning_rate * float(m) for m in multipliers]
-    )
-
-
-SCHEDULES = {"piecewise_constant": piecewise_constant}
-
-
-def build_schedule(learning_rate: float, name: str, **options):
-    """The learning-rate schedule ``name`` (``config.optimizers.<opt>.schedule``)."""
-    return lookup(SCHEDULES, name, "schedule")(learning_rate, **options)

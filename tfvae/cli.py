@@ -1,13 +1,15 @@
 """Running tfvae's commands: user mistakes end in one clear line, not a traceback.
 
 Every ``python -m tfvae.<command>`` and ``python -m tools.<command>`` calls ``cli.run(main)``
-instead of ``absl.app.run(main)``. A :class:`UserError` (and the errors tfvae raises for bad
-input: an unknown name, a missing file or dataset, a wrong config value) prints
+instead of ``absl.app.run(main)``. A :class:`UserError` (``tfvae.errors``: among them
+``InvalidValue``, what tfvae's own checks raise for an unknown name or a wrong config value) and
+a missing or unwritable file print
 
     error: <what is wrong and how to fix it>
 
 on stderr and exits with status 2. ``TFVAE_TRACEBACK=1`` shows the full traceback instead,
-for debugging tfvae itself. Anything else is a bug and keeps its traceback.
+for debugging tfvae itself. Anything else is a bug and keeps its traceback: an arbitrary
+``KeyError`` or ``ValueError`` is not taken for bad input.
 """
 
 import contextlib
@@ -16,19 +18,15 @@ import sys
 
 from absl import app
 
+from tfvae.errors import InvalidValue, UserError
+
 EXIT_USER_ERROR = 2
 
+__all__ = ["EXIT_USER_ERROR", "USER_ERRORS", "InvalidValue", "UserError", "describe", "run"]
 
-class UserError(Exception):
-    """Bad input from the command line: the message says what is wrong and how to fix it."""
-
-
-# What tfvae raises for bad input. Library code keeps raising the standard exceptions, so that
-# Python callers can catch them; the command line turns them into one line.
+# What the command line reports in one line: tfvae's own input errors and file errors.
 USER_ERRORS = (
     UserError,
-    ValueError,
-    KeyError,
     FileNotFoundError,
     FileExistsError,
     NotADirectoryError,

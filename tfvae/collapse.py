@@ -30,8 +30,9 @@ noise, so the differences along a row come from z alone. ``traversal_figures`` w
 grids, drawing every 4th of the 100 points and the last (a PixelCNN sample costs H*W network
 passes: on a CPU, a full-size model takes hours for all grids, a GPU minutes).
 
-The evaluation CLI gets the metric ``collapse`` (default) and ``collapse_traversals`` (opt-in)
-from here: ``python -m tfvae.evaluate --workdir=... --metrics=collapse,collapse_traversals``.
+The evaluation CLI runs these as the metrics ``collapse`` (default) and ``collapse_traversals``
+(opt-in; ``tfvae.evaluation.collapse``):
+``python -m tfvae.evaluate --workdir=... --metrics=collapse,collapse_traversals``.
 Standalone: ``python -m tfvae.collapse --workdir=runs/nevae_se [--traversals]
 [--traversal_every=4] [--iw_samples=100]`` writes ``<workdir>/collapse/{metrics.json,*.png}``.
 """
@@ -43,7 +44,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import data as data_lib
-from tfvae import evaluation, metrics
+from tfvae import metrics
+from tfvae.errors import InvalidValue
+from tfvae.images import save_image_grid
 
 ACTIVE_THRESHOLD = 0.01
 # Stateless seed streams of one analysis: posterior sample z, re-encoding sample z'.
@@ -52,7 +55,7 @@ _Z_STREAM, _REENCODE_STREAM = 1, 2
 
 def _require_stochastic(model) -> None:
     if not model.stochastic:
-        raise ValueError(
+        raise InvalidValue(
             f"{type(model).__name__} has a deterministic encoder: MI, activity and the "
             "re-encoding error need q(z|x) = N(mu, sigma^2)."
         )
@@ -117,7 +120,7 @@ def analyze(
     if max_examples is not None:
         x = x[:max_examples]
     if len(x) < 2:
-        raise ValueError(f"Need at least 2 examples for the activity, got {len(x)}.")
+        raise InvalidValue(f"Need at least 2 examples for the activity, got {len(x)}.")
     z_means, sums, mi_sum, iw_nll_sum = [], {}, 0.0, 0.0
     ds = data_lib.eval_dataset(x, batch_size=batch_size, binarize=binarize)
     for i, xb in enumerate(ds):
@@ -244,7 +247,7 @@ def random_direction_codes(
     direction[:, list(zero_dims)] = 0.0
     norms = np.linalg.norm(direction, axis=1, keepdims=True)
     if np.any(norms == 0):
-        raise ValueError("zero_dims leaves no dimension to move along.")
+        raise InvalidValue("zero_dims leaves no dimension to move along.")
     target = distance * direction / norms  # [n, d], ||target|| = distance
     t = np.linspace(0.0, 1.0, steps)[None, :, None]  # [1, steps, 1]
     return (t * target[:, None, :]).astype(np.float32)
@@ -262,7 +265,7 @@ def decode_codes(model, z: np.ndarray, *, seed: int = 0, chunk_size: int = 200) 
     Returns ``[..., H, W, C]``."""
     lead = z.shape[:-1]
     flat = np.asarray(z, np.float32).reshape(-1, z.shape[-1])
-    autoregressive = getattr(model.decoder, "autoregressive", False)
+    autoregressive = model.autoregressive
     shape = tuple(model.decoder.image_shape) if autoregressive else None
     out = []
     for i in range(0, len(flat), chunk_size):
@@ -281,47 +284,18 @@ def shown_steps(steps: int, every: int) -> np.ndarray:
     """Indices of the traversal points drawn: every ``every``-th one and always the last, so a
     grid shows both ends of the line (for 100 steps and every 4: 0, 4, ..., 96, 99)."""
     if steps < 1 or every < 1:
-        raise ValueError(f"steps ({steps}) and every ({every}) must be >= 1.")
+        raise InvalidValue(f"steps ({steps}) and every ({every}) must be >= 1.")
     return np.unique(np.append(np.arange(0, steps, every), steps - 1))
 
 
 def save_traversal_grid(images: np.ndarray, path: str, *, scale: int = 1):
     """Writes ``[rows, columns, H, W, C]`` traversal images as one PNG, one line per row."""
     rows, cols = images.shape[:2]
-    evaluation.save_image_grid(images.reshape(rows * cols, *images.shape[2:]), cols, path, scale)
+    save_image_grid(images.reshape(rows * cols, *images.shape[2:]), cols, path, scale)
 
 
-# ----------------------------------------------------------------------------------------------
-# Evaluation-CLI metrics (tfvae.evaluation registry)
-# ----------------------------------------------------------------------------------------------
+# The scalars of ``analyze`` printed by the CLI and reported by the ``collapse`` metric.
 SCALARS = ("neg_elbo", "recon", "kl", "mutual_information", "active_units", "reencode_error")
-
-
-def collapse_metric(ctx) -> "evaluation.MetricResult":
-    """-ELBO, KL, recon, MI, AU, re-encoding error and the activity plot on the first
-    ``options.num_nll`` examples of the split (``--num_samples`` sets it)."""
-    ctx.require_stochastic("MI, active units and the re-encoding error")
-    result = analyze(
-        ctx.model,
-        ctx.split_array(),
-        batch_size=ctx.config.train.batch_size,
-        binarize=ctx.config.data.binarize,
-        max_examples=ctx.options.num_nll,
-        seed=ctx.options.seed,
-    )
-    path, rel = ctx.figure_path("activity")
-    plot_activity(result["activity"], path)
-    return evaluation.MetricResult(
-        scalars={key: float(result[key]) for key in SCALARS},
-        details={
-            "activity": result["activity"].tolist(),
-            "reencode_error_per_dim": result["reencode_error_per_dim"].tolist(),
-            "batch_size": int(ctx.config.train.batch_size),
-            "threshold": ACTIVE_THRESHOLD,
-            "num_examples": result["num_examples"],
-        },
-        figures={"activity": rel},
-    )
 
 
 def traversal_figures(
@@ -371,54 +345,14 @@ def traversal_figures(
     return out
 
 
-def collapse_traversals_metric(ctx) -> "evaluation.MetricResult":
-    """Single-dimension (-10..10, 100 steps) and random-direction (distance 10) traversals,
-    and random directions with the active units held at 0 (activity of the split's codes)."""
-    ctx.require_images("Traversals")
-    x = ctx.eval_inputs(len(ctx.split_array()), binarize=True)
-    activity = metrics.activity(ctx.encode_mean(x))  # [d]
-    path, rel = ctx.figure_path("traversal_dims")
-    names = traversal_figures(
-        ctx.model, os.path.dirname(path), seed=ctx.options.seed, activity=activity
-    )
-    folder = os.path.dirname(rel)
-    return evaluation.MetricResult(
-        details={
-            "space": "z0 mapped to z",
-            "range": [-10.0, 10.0],
-            "steps": 100,
-            "distance": 10.0,
-            "shown_steps": shown_steps(100, 4).tolist(),
-            "active_dims": np.flatnonzero(activity > ACTIVE_THRESHOLD).tolist(),
-        },
-        figures={name: os.path.join(folder, file) for name, file in names.items()},
-    )
-
-
-# ``python -m tfvae.collapse`` runs this file as __main__ besides importing tfvae.collapse (the
-# trainer does): only the imported module registers, so the names are registered once.
-if __name__ != "__main__":
-    evaluation.register_metric(
-        "collapse",
-        collapse_metric,
-        description="-ELBO, KL, MI, active units, re-encoding error, activity plot",
-    )
-    evaluation.register_metric(
-        "collapse_traversals",
-        collapse_traversals_metric,
-        default=False,
-        description="NE-VAE traversals: one dimension -10..10, random directions to distance 10",
-    )
-
-
 def _main(argv):
     from absl import flags
 
     del argv
     f = flags.FLAGS
-    from tfvae.workdir import load_experiment
+    from tfvae import experiment
 
-    exp = load_experiment(f.workdir)
+    exp = experiment.load(f.workdir)
     out_dir = f.out or os.path.join(f.workdir, "collapse")
     os.makedirs(out_dir, exist_ok=True)
     result = analyze(

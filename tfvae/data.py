@@ -50,6 +50,7 @@ import tensorflow as tf
 
 from tfvae import augment as augment_lib
 from tfvae import registry
+from tfvae.errors import InvalidValue
 
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 BINARIZE_MODES = ("none", "dynamic", "static")
@@ -102,7 +103,7 @@ def _make_splits(
     """Holds out the last ``val_size`` training examples as the validation split."""
     n = len(x_train)
     if not 0 <= val_size < n:
-        raise ValueError(f"val_size={val_size} must be in [0, {n}) for {n} training examples.")
+        raise InvalidValue(f"val_size={val_size} must be in [0, {n}) for {n} training examples.")
     cut = n - val_size
 
     def labels(y: np.ndarray | None, part: slice) -> np.ndarray | None:
@@ -167,7 +168,7 @@ def read_idx(path: str) -> np.ndarray:
     with opener(path, "rb") as f:
         raw = f.read()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(
+        raise InvalidValue(
             f"{path}: bad IDX magic number 0x{raw[:4].hex()}: expected 00 00 <type> <ndim> "
             f"with type in {{{', '.join(f'0x{t:02x}' for t in _IDX_DTYPES)}}}."
         )
@@ -177,7 +178,7 @@ def read_idx(path: str) -> np.ndarray:
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(
+        raise InvalidValue(
             f"{path}: IDX header says shape {shape} ({expected} bytes of data), "
             f"file has {len(raw) - header}."
         )
@@ -214,7 +215,7 @@ def load_idx_folder(
         label_file = _find_idx(folder, prefix, "labels", 1)
         y = None if label_file is None else read_idx(label_file)
         if y is not None and len(y) != len(x):
-            raise ValueError(f"{label_file}: {len(y)} labels for {len(x)} images.")
+            raise InvalidValue(f"{label_file}: {len(y)} labels for {len(x)} images.")
         out += [_image_array(x), y]
     return tuple(out)
 
@@ -323,7 +324,7 @@ def _load_fashion_mnist(cfg: ml_collections.ConfigDict) -> DataSplits:
 
 def _load_idx(cfg: ml_collections.ConfigDict) -> DataSplits:
     if cfg.path is None:
-        raise ValueError("Dataset 'idx' needs data.path: a folder of MNIST-format IDX files.")
+        raise InvalidValue("Dataset 'idx' needs data.path: a folder of MNIST-format IDX files.")
     return _splits_from_idx(cfg, cfg.path)
 
 
@@ -332,11 +333,11 @@ _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 def _load_npz(cfg: ml_collections.ConfigDict) -> DataSplits:
     if cfg.path is None:
-        raise ValueError("Dataset 'npz' needs data.path: a .npz file with x_train and x_test.")
+        raise InvalidValue("Dataset 'npz' needs data.path: a .npz file with x_train and x_test.")
     with np.load(cfg.path) as f:
         missing = {"x_train", "x_test"} - set(f.files)
         if missing:
-            raise ValueError(f"{cfg.path}: missing {sorted(missing)}; it has {sorted(f.files)}.")
+            raise InvalidValue(f"{cfg.path}: missing {sorted(missing)}; it has {sorted(f.files)}.")
         arrays = {key: f[key] if key in f.files else None for key in _NPZ_KEYS}
     if arrays["x_train"].ndim == 2:  # [N, D] vectors
         kind = "vector"
@@ -447,7 +448,7 @@ def manifold_map(n: int, dim: int, seed: int) -> Callable[[tf.Tensor], tf.Tensor
       A function taking ``z [N, n]`` and returning ``x [N, dim]`` float32 (differentiable).
     """
     if not 1 <= n <= dim:
-        raise ValueError(f"manifold latent size n={n} must be in [1, dim={dim}].")
+        raise InvalidValue(f"manifold latent size n={n} must be in [1, dim={dim}].")
     rng = np.random.default_rng(seed)
     w1 = tf.constant(rng.standard_normal((n, dim)) / np.sqrt(n), tf.float32)
     b1 = tf.constant(rng.standard_normal(dim), tf.float32)
@@ -621,3 +622,52 @@ def eval_dataset(x: np.ndarray, *, batch_size: int, binarize: str = "none") -> t
     starts = tf.data.Dataset.range(0, len(x), batch_size)
     batches = starts.map(lambda start: to_float(images[start : start + batch_size]))
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes and sizes without loading (tools.benchmark builds models on synthetic data)
+# ----------------------------------------------------------------------------------------------
+# Per-example shapes of the data sets whose shape does not depend on the config.
+IMAGE_SHAPES = {
+    "mnist": (28, 28, 1),
+    "fashion_mnist": (28, 28, 1),
+    "omniglot": (28, 28, 1),
+    "svhn": (32, 32, 3),
+    "cifar10": (32, 32, 3),
+}
+# Training-set sizes before the validation split (only minibatch estimators read N).
+TRAIN_SIZES = {
+    "mnist": 60_000,
+    "fashion_mnist": 60_000,
+    "omniglot": 24_345,
+    "svhn": 73_257,
+    "cifar10": 50_000,
+    "celeba": 162_770,
+}
+
+
+def example_shape(cfg: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """The per-example shape ``load(cfg)`` gives, without loading the data set."""
+    if cfg.name in IMAGE_SHAPES:
+        shape = IMAGE_SHAPES[cfg.name]
+        if cfg.image_size:
+            shape = (cfg.image_size, cfg.image_size, shape[-1])
+        return shape
+    if cfg.name == "celeba":
+        size = cfg.image_size or 64
+        return (size, size, 3)
+    if cfg.name == "two_moons":
+        return (2,)
+    if cfg.name == "manifold":
+        return (int(cfg.manifold_dim),)
+    raise InvalidValue(
+        f"The shape of data set {cfg.name!r} is known only once it is loaded; it is known "
+        f"beforehand for {sorted([*IMAGE_SHAPES, 'celeba', 'two_moons'])} and 'manifold'."
+    )
+
+
+def num_train_examples(cfg: ml_collections.ConfigDict) -> int:
+    """N as a model built on ``load(cfg)`` sees it: the training split less the validation
+    split (60,000 for a data set of unknown size)."""
+    n = cfg.num_examples or TRAIN_SIZES.get(cfg.name, 60_000)
+    return max(n - cfg.val_size, 1)

@@ -29,6 +29,7 @@ import shutil
 
 import tensorflow as tf
 
+from tfvae.errors import InvalidValue
 from tfvae.registry import lookup
 
 
@@ -43,7 +44,7 @@ def _mirrored(cfg) -> tf.distribute.Strategy:
 
 def _multi_worker(cfg) -> tf.distribute.Strategy:
     if "TF_CONFIG" not in os.environ:
-        raise ValueError(
+        raise InvalidValue(
             "distribution 'multi_worker' needs the TF_CONFIG environment variable (cluster and "
             'task, e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": '
             '{"type": "worker", "index": 0}}) on every worker.'
@@ -57,7 +58,7 @@ def _tpu(cfg) -> tf.distribute.Strategy:
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.NotFoundError) as e:
-        raise ValueError(
+        raise InvalidValue(
             f"No TPU found for distribution 'tpu' (config.distribution.tpu={cfg.tpu!r}): {e}"
         ) from None
     return tf.distribute.TPUStrategy(resolver)

@@ -4,7 +4,7 @@
     python -m tfvae.evaluate --workdir=runs/info_dpvae --num_samples=1000 --nll_samples=20
     python -m tfvae.evaluate --workdir=runs/info_dpvae --metrics=fid,fid_lp
     python -m tfvae.evaluate --workdir=runs/info_dpvae --inception_weights=inception_v3.h5
-    python -m tfvae.evaluate --metrics=help    (lists the registered metrics)
+    python -m tfvae.evaluate --metrics=help    (lists the metrics, tfvae.evaluation.METRICS)
 
 Writes ``metrics.json``, ``figures/*.png`` and TensorBoard summaries (``eval/``) into the
 workdir and prints a short table. Defaults are the paper's sizes: 10,000 images for FID and

@@ -4,7 +4,7 @@
     python -m tfvae.export --workdir=runs/dpvae --name=fashion --version=3
     python -m tfvae.serve --model_base_path=export/models            # develop against it
 
-The model is loaded with ``tfvae.trainer.Experiment`` from the workdir's ``config.json`` and
+The model is loaded with ``tfvae.experiment.load`` from the workdir's ``config.json`` and
 latest checkpoint, and written with ``tf.saved_model.save`` in TF Serving's layout:
 
     export/models/models.config          model_config_list naming every exported model
@@ -55,7 +55,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from tfvae import cli
-from tfvae.priors import StandardNormalPrior
+from tfvae.errors import InvalidValue
 
 SERVING_DEFAULT = "serving_default"
 GENERATE = "generate"
@@ -104,15 +104,6 @@ def stateless_noise(seed: tf.Tensor, shape, *, stream: int, uniform: bool = Fals
     )
 
 
-def has_z0_space(model) -> bool:
-    """Whether the prior has a generation space z0 distinct from z (the decoupled prior)."""
-    return not isinstance(model.prior, StandardNormalPrior)
-
-
-def is_autoregressive(model) -> bool:
-    return bool(getattr(model.decoder, "autoregressive", False))
-
-
 class ServingModule(tf.Module):
     """The serving functions of one model, ready for ``tf.saved_model.save``.
 
@@ -132,7 +123,7 @@ class ServingModule(tf.Module):
     def __init__(self, model, data_shape):
         super().__init__(name="tfvae_serving")
         d, shape = int(model.latent_dim), tuple(int(s) for s in data_shape)
-        ar = is_autoregressive(model)
+        ar = model.autoregressive
         seed_spec = tf.TensorSpec([None], tf.int64, name="seed")
         images_spec = tf.TensorSpec([None, *shape], tf.float32, name="images")
 
@@ -170,7 +161,7 @@ class ServingModule(tf.Module):
         def encode(images_in):
             z_mean, z_log_var = model.encode(images_in)
             out = {"z_mean": z_mean, "z_log_var": z_log_var} if model.stochastic else {"z": z_mean}
-            if has_z0_space(model):
+            if model.decoupled:
                 out["z0"] = model.prior.to_z0(z_mean)
             return out
 
@@ -190,7 +181,7 @@ class ServingModule(tf.Module):
             fns[DECODE] = (lambda z, seed: {"images": images(z, seed)}, [spec("z"), seed_spec])
         else:
             fns[DECODE] = (lambda z: {"images": images(z, None)}, [spec("z")])
-        if has_z0_space(model):
+        if model.decoupled:
             if ar:
                 fns[DECODE_Z0] = (
                     lambda z0, seed: {"images": images(model.prior.from_z0(z0), seed)},
@@ -221,7 +212,7 @@ class ServingModule(tf.Module):
 
 def check_name(name: str) -> str:
     if not _NAME_RE.match(name or ""):
-        raise ValueError(
+        raise InvalidValue(
             f"Model name {name!r} is not usable in a TF Serving URL: use letters, digits, "
             "'_', '.' and '-', starting with a letter or digit."
         )
@@ -305,7 +296,7 @@ def new_version_dir(export_dir: str, name: str, version: int | None = None) -> s
     if version is None:
         version = (existing[-1] + 1) if existing else 1
     if int(version) < 1:
-        raise ValueError(f"version must be a positive integer; got {version}.")
+        raise InvalidValue(f"version must be a positive integer; got {version}.")
     target = os.path.join(model_dir, str(int(version)))
     if os.path.exists(target):
         raise FileExistsError(
@@ -358,8 +349,8 @@ def export_model(
             "version": int(version),
             "latent_dim": module.latent_dim,
             "input_shape": list(module.input_shape),
-            "autoregressive": is_autoregressive(model),
-            "decoupled_prior": has_z0_space(model),
+            "autoregressive": model.autoregressive,
+            "decoupled_prior": model.decoupled,
             "signatures": sorted(module.functions),
             "rng": {"alg": RNG_ALG, "latent_seed": "[seed, 0]", "pixel_seed": "[seed, 1]"},
             "tensorflow": tf.__version__,
@@ -388,7 +379,7 @@ def export_experiment(
     *,
     config_base_path: str = DEFAULT_CONFIG_BASE_PATH,
 ) -> str:
-    """Exports the model of a ``tfvae.trainer.Experiment``; returns the version folder.
+    """Exports the model of a ``tfvae.experiment.Experiment``; returns the version folder.
 
     The model name defaults to the workdir's folder name; ``tfvae_export.json`` records the
     workdir, checkpoint, step and config.
@@ -409,7 +400,7 @@ def export_experiment(
         export_dir,
         name,
         version,
-        data_shape=exp.data.shape,
+        data_shape=exp.spec.shape,
         info=info,
         config_base_path=config_base_path,
     )
@@ -424,12 +415,12 @@ def export_workdir(
     config_base_path: str = DEFAULT_CONFIG_BASE_PATH,
 ) -> str:
     """Loads the workdir's trained model (latest checkpoint) and exports it; returns the path."""
-    from tfvae.workdir import load_experiment
+    from tfvae import experiment
 
     # Refuse a bad name or an existing version before the (slow) model load.
     new_version_dir(export_dir, name or default_name(workdir), version)
     return export_experiment(
-        load_experiment(workdir), export_dir, name, version, config_base_path=config_base_path
+        experiment.load(workdir), export_dir, name, version, config_base_path=config_base_path
     )
 
 

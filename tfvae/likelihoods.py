@@ -13,6 +13,7 @@ minibatch (see ``tfvae.losses``).
 import tensorflow as tf
 
 from tfvae import losses
+from tfvae.errors import InvalidValue
 from tfvae.registry import lookup
 
 
@@ -40,7 +41,7 @@ class Gaussian:
 
     def __init__(self, *, weight: float = 1.0):
         if weight <= 0:
-            raise ValueError(f"Gaussian likelihood weight must be > 0, got {weight}.")
+            raise InvalidValue(f"Gaussian likelihood weight must be > 0, got {weight}.")
         self.weight = weight
 
     def reconstruction_loss(self, x, mean):

@@ -18,6 +18,8 @@ import math
 
 import tensorflow as tf
 
+from tfvae.errors import InvalidValue
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -163,7 +165,9 @@ def total_correlation_terms(
         log_qz = tf.reduce_logsumexp(log_w + tf.reduce_sum(log_q, axis=2), axis=1)
         log_prod_qzj = tf.reduce_sum(tf.reduce_logsumexp(log_w[:, :, None] + log_q, axis=1), 1)
     else:
-        raise ValueError(f"Unknown total-correlation estimator {estimator!r}: use 'mws' or 'mss'.")
+        raise InvalidValue(
+            f"Unknown total-correlation estimator {estimator!r}: use 'mws' or 'mss'."
+        )
     log_qz_given_x = log_normal_diag(z, z_mean, z_log_var)
     return {"log_qz": log_qz, "log_prod_qzj": log_prod_qzj, "log_qz_given_x": log_qz_given_x}
 

@@ -19,6 +19,8 @@ import keras
 import tensorflow as tf
 
 from tfvae import losses
+from tfvae.errors import InvalidValue
+from tfvae.priors import StandardNormalPrior
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +133,7 @@ class Autoencoder(keras.Model):
         missing = set(self.optimizer_names) - set(optimizers)
         extra = set(optimizers) - set(self.optimizer_names)
         if missing or extra:
-            raise ValueError(
+            raise InvalidValue(
                 f"{type(self).__name__} needs optimizers {sorted(self.optimizer_names)}; got "
                 f"{sorted(optimizers)} (missing {sorted(missing)}, unexpected {sorted(extra)})."
             )
@@ -146,6 +148,18 @@ class Autoencoder(keras.Model):
     def build(self, input_shape=None):
         # Sub-networks are built by their first call (``build_all``).
         self.built = True
+
+    @property
+    def autoregressive(self) -> bool:
+        """Whether the decoder is autoregressive (PixelCNN): teacher-forced on x in
+        ``decoder_params``, sampled pixel by pixel in ``decode``."""
+        return bool(getattr(self.decoder, "autoregressive", False))
+
+    @property
+    def decoupled(self) -> bool:
+        """Whether the prior has a generation space z0 distinct from z (the decoupled prior;
+        for N(0, I), z0 = z)."""
+        return not isinstance(self.prior, StandardNormalPrior)
 
     def build_all(self, example_batch: tf.Tensor):
         """Creates every variable (model and optimizers) so a checkpoint can be restored."""
@@ -184,7 +198,7 @@ class Autoencoder(keras.Model):
 
     def decoder_params(self, z: tf.Tensor, x: tf.Tensor | None = None, training: bool = False):
         """Likelihood parameters [B, ...]; autoregressive decoders are teacher-forced on x."""
-        if getattr(self.decoder, "autoregressive", False):
+        if self.autoregressive:
             if x is None:
                 raise ValueError("An autoregressive decoder needs x for teacher forcing.")
             return tf.cast(self.decoder([z, x], training=training), tf.float32)
@@ -192,7 +206,7 @@ class Autoencoder(keras.Model):
 
     def decode(self, z: tf.Tensor, seed=None) -> tf.Tensor:
         """Images for codes z: the likelihood mean, or a sample for autoregressive decoders."""
-        if getattr(self.decoder, "autoregressive", False):
+        if self.autoregressive:
             return self.decoder.sample(z, seed=self.seed_generator if seed is None else seed)
         return self.likelihood.mean(self.decoder_params(z))
 

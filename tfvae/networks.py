@@ -44,6 +44,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae.errors import InvalidValue
 from tfvae.registry import lookup
 
 # He et al. 2019 "large" PixelCNN: 13 masked layers (their dec_pixelcnn_v2.py).
@@ -67,7 +68,7 @@ def _check_image_shape(shape: Sequence[int], hw: tuple[int, int], what: str) -> 
     """Returns ``shape`` as a tuple after checking it is (H, W, C) with (H, W) == hw."""
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or shape[:2] != hw:
-        raise ValueError(f"{what} expects images of shape ({hw[0]}, {hw[1]}, C); got {shape}.")
+        raise InvalidValue(f"{what} expects images of shape ({hw[0]}, {hw[1]}, C); got {shape}.")
     return shape
 
 
@@ -201,7 +202,7 @@ def mnist_conv_encoder(*, input_shape: tuple, out_dim: int, padding: str = "vali
     """
     input_shape = _check_image_shape(input_shape, (28, 28), "mnist_conv encoder")
     if padding not in ("valid", "same"):
-        raise ValueError(f"padding must be 'valid' or 'same'; got {padding!r}.")
+        raise InvalidValue(f"padding must be 'valid' or 'same'; got {padding!r}.")
     x = keras.Input(input_shape)
     h = keras.layers.Conv2D(32, 4, 2, padding="same", activation="relu")(x)  # [B, 14, 14, 32]
     h = keras.layers.Conv2D(32, 3, 1, padding=padding, activation="relu")(h)  # [B, 12|14, ., 32]
@@ -224,7 +225,7 @@ def mnist_conv_decoder(
     """
     output_shape = _check_image_shape(output_shape, (28, 28), "mnist_conv decoder")
     if padding not in ("valid", "same"):
-        raise ValueError(f"padding must be 'valid' or 'same'; got {padding!r}.")
+        raise InvalidValue(f"padding must be 'valid' or 'same'; got {padding!r}.")
     side = 4 if padding == "valid" else 7
     z = keras.Input((latent_dim,))
     h = _dense_stack(z, (256, 256, side * side * 32), "relu")
@@ -386,7 +387,7 @@ def resnet_encoder(
     """
     input_shape = tuple(int(s) for s in input_shape)
     if len(input_shape) != 3:
-        raise ValueError(f"resnet encoder expects (H, W, C) images; got {input_shape}.")
+        raise InvalidValue(f"resnet encoder expects (H, W, C) images; got {input_shape}.")
     x = keras.Input(input_shape)
     h = x
     for f in filters:
@@ -421,11 +422,11 @@ class MaskedConv2D(keras.layers.Conv2D):
 
     def __init__(self, filters, kernel_size, *, mask_type: str, masked_channels=None, **kwargs):
         if mask_type not in ("A", "B"):
-            raise ValueError(f"mask_type must be 'A' or 'B'; got {mask_type!r}.")
+            raise InvalidValue(f"mask_type must be 'A' or 'B'; got {mask_type!r}.")
         kwargs.pop("padding", None)
         super().__init__(filters, kernel_size, padding="same", **kwargs)
         if self.kernel_size[0] % 2 == 0 or self.kernel_size[1] % 2 == 0:
-            raise ValueError(f"MaskedConv2D needs odd kernel sizes; got {self.kernel_size}.")
+            raise InvalidValue(f"MaskedConv2D needs odd kernel sizes; got {self.kernel_size}.")
         self.mask_type = mask_type
         self.masked_channels = masked_channels
         self.mask = None
@@ -520,10 +521,12 @@ class PixelCNNDecoder(keras.Model):
         super().__init__(**kwargs)
         output_shape = tuple(int(s) for s in output_shape)
         if len(output_shape) != 3:
-            raise ValueError(f"pixelcnn decoder expects (H, W, C) images; got {output_shape}.")
+            raise InvalidValue(f"pixelcnn decoder expects (H, W, C) images; got {output_shape}.")
         kernel_sizes = tuple(int(k) for k in kernel_sizes)
         if len(kernel_sizes) < 3:
-            raise ValueError(f"pixelcnn needs at least 3 layers; got kernel_sizes={kernel_sizes}.")
+            raise InvalidValue(
+                f"pixelcnn needs at least 3 layers; got kernel_sizes={kernel_sizes}."
+            )
         self.latent_dim = int(latent_dim)
         self.image_shape = output_shape
         self.channels = int(channels)

@@ -1,4 +1,5 @@
-"""Keras 3 optimizers whose per-variable update is one fused TensorFlow kernel.
+"""The optimizers and learning-rate schedules a config can name (``OPTIMIZERS``, ``SCHEDULES``),
+and a Keras 3 Adam whose per-variable update is one fused TensorFlow kernel.
 
 Keras 3's ``Adam.update_step`` is written with backend ops: about twenty small TF ops per
 variable (casts, powers, the two moment updates, the step), executed one by one by TF's graph
@@ -17,6 +18,9 @@ gradients and backends other than TensorFlow take Keras' own path.
 
 import keras
 import tensorflow as tf
+
+from tfvae.errors import InvalidValue
+from tfvae.registry import lookup
 
 
 class Adam(keras.optimizers.Adam):
@@ -46,3 +50,35 @@ class Adam(keras.optimizers.Adam):
             epsilon=tf.constant(self.epsilon, tf.float32),
             grad=tf.cast(gradient, tf.float32),
         )
+
+
+OPTIMIZERS = {
+    "adam": Adam,  # keras.optimizers.Adam with a fused update
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+def piecewise_constant(learning_rate: float, *, boundaries, multipliers):
+    """lr * multipliers[i] while boundaries[i-1] < t <= boundaries[i] (t: 0-based iteration).
+
+    E.g. ``boundaries=(375,), multipliers=(1.0, 0.2)``: the full rate for iterations 0..375,
+    a fifth after. The optimizer evaluates it at its checkpointed ``iterations``, so a resumed
+    run continues on the same schedule.
+    """
+    if len(multipliers) != len(boundaries) + 1:
+        raise InvalidValue(
+            f"piecewise_constant needs len(multipliers) == len(boundaries) + 1; got "
+            f"boundaries {list(boundaries)} and multipliers {list(multipliers)}."
+        )
+    return keras.optimizers.schedules.PiecewiseConstantDecay(
+        [int(b) for b in boundaries], [learning_rate * float(m) for m in multipliers]
+    )
+
+
+SCHEDULES = {"piecewise_constant": piecewise_constant}
+
+
+def build_schedule(learning_rate: float, name: str, **options):
+    """The learning-rate schedule ``name`` (``config.optimizers.<opt>.schedule``)."""
+    return lookup(SCHEDULES, name, "schedule")(learning_rate, **options)

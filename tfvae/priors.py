@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import losses
+from tfvae.errors import InvalidValue
 from tfvae.registry import lookup
 
 tfb = tfp.bijectors
@@ -171,11 +172,11 @@ class DecoupledPrior(keras.layers.Layer):
         if num_blocks < 1:
             raise ValueError(f"num_blocks must be >= 1, got {num_blocks}.")
         if shift_activation not in SHIFT_ACTIVATIONS:
-            raise ValueError(
+            raise InvalidValue(
                 f"Unknown shift_activation {shift_activation!r}; valid: {list(SHIFT_ACTIVATIONS)}."
             )
         if initializer not in INITIALIZERS:
-            raise ValueError(f"Unknown initializer {initializer!r}; valid: {list(INITIALIZERS)}.")
+            raise InvalidValue(f"Unknown initializer {initializer!r}; valid: {list(INITIALIZERS)}.")
         self.latent_dim = latent_dim
         num_masked = latent_dim // 2
         self.coupling_nets = [

@@ -8,6 +8,8 @@ error message.
 from collections.abc import Mapping
 from typing import TypeVar
 
+from tfvae.errors import InvalidValue
+
 T = TypeVar("T")
 
 
@@ -23,4 +25,4 @@ def lookup(registry: Mapping[str, T], name: str, kind: str) -> T:
         return registry[name]
     except KeyError:
         valid = ", ".join(sorted(registry))
-        raise ValueError(f"Unknown {kind} {name!r}. Valid {kind}s: {valid}.") from None
+        raise InvalidValue(f"Unknown {kind} {name!r}. Valid {kind}s: {valid}.") from None

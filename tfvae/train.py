@@ -24,6 +24,7 @@ from ml_collections import config_flags
 
 from tfvae import cli
 from tfvae.config_loader import load_config
+from tfvae.errors import InvalidValue
 
 FLAGS = flags.FLAGS
 
@@ -68,7 +69,7 @@ def _check_field(config: ml_collections.ConfigDict, override: str):
     node, walked = config, "config"
     for part in override.split("."):
         if not isinstance(node, ml_collections.ConfigDict):
-            raise ValueError(f"--config.{override}: {walked} is a value, not a group of fields.")
+            raise InvalidValue(f"--config.{override}: {walked} is a value, not a group of fields.")
         if part not in node:
             valid = sorted(node.keys())
             close = difflib.get_close_matches(part, valid, n=1)
@@ -77,7 +78,7 @@ def _check_field(config: ml_collections.ConfigDict, override: str):
                 if close
                 else f"valid fields: {', '.join(valid) or '(none)'}."
             )
-            raise ValueError(f"--config.{override}: {walked} has no field {part!r}; {hint}")
+            raise InvalidValue(f"--config.{override}: {walked} has no field {part!r}; {hint}")
         node, walked = node[part], f"{walked}.{part}"
 
 
@@ -94,7 +95,7 @@ def check_command_line(argv: list[str]):
     try:
         config = load_config(spec)
     except ValueError as error:
-        raise ValueError(f"--config={spec}: {cli.describe(error)}") from error
+        raise InvalidValue(f"--config={spec}: {cli.describe(error)}") from error
     for arg in argv:
         match = re.match(r"--?(?:no)?config\.([^=]+)", arg)
         if match:

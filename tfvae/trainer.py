@@ -25,7 +25,9 @@ from absl import logging
 from tfvae import aggressive as aggressive_lib
 from tfvae import collapse, distribute
 from tfvae import data as data_lib
-from tfvae.build import build_model, build_optimizers, resolve_jit_compile
+from tfvae import experiment as experiment_lib
+from tfvae.build import resolve_jit_compile
+from tfvae.errors import InvalidValue
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -45,54 +47,44 @@ def image_grid(images: np.ndarray, rows: int | None = None) -> np.ndarray:
 
 
 class Experiment:
-    """Data, model, optimizers and checkpoint manager for one workdir.
+    """Training state for one workdir: data, model, optimizers, strategy, checkpoint manager
+    and the compiled step functions.
 
-    ``Experiment(config, workdir)`` restores the latest checkpoint if there is one; evaluation
-    and export use it to load a trained model. Variables are created under the strategy of
-    ``config.distribution`` (``tfvae.distribute``); this worker writes into ``write_dir``, the
-    workdir itself for the chief.
+    ``Experiment(config, workdir)`` restores the latest checkpoint if there is one. The model
+    is built by ``tfvae.experiment.build`` (as everything that loads a trained model builds
+    it), under the strategy of ``config.distribution`` (``tfvae.distribute``); this worker
+    writes into ``write_dir``, the workdir itself for the chief.
     """
 
     def __init__(self, config, workdir: str, *, restore: bool = True):
         self.config, self.workdir = config, workdir
-        if config.train.deterministic:
-            tf.config.experimental.enable_op_determinism()
-        keras.utils.set_random_seed(config.seed)
+        experiment_lib.seed(config)
         self.strategy = distribute.make_strategy(config.distribution)
         self.write_dir = distribute.write_dir(workdir, self.strategy)
         self.data = data_lib.load(config.data)
+        self.spec = experiment_lib.DataSpec.of(self.data)
         with self.strategy.scope():
-            self.model = build_model(config, self.data.shape, len(self.data.train))
-            self.optimizers = build_optimizers(config, self.model)
-            self.model.compile(self.optimizers)
-            example = data_lib.to_float(self.data.train[:1])
-            self.model.build_all(tf.convert_to_tensor(example))
+            self.model, self.optimizers = experiment_lib.build(config, self.spec)
             # He et al.'s aggressive mode attaches its state to the model: checkpointed with it.
             self.aggressive = None
             if config.train.aggressive:
                 if self.distributed:
-                    raise ValueError(
+                    raise InvalidValue(
                         "train.aggressive runs a data-dependent number of encoder steps and is "
                         "not supported with a distribution strategy; use distribution 'default'."
                     )
                 self.aggressive = aggressive_lib.AggressiveTraining.from_config(
                     self.model, config, self.data.train
                 )
-            self.checkpoint = tf.train.Checkpoint(
-                model=self.model, **{f"optimizer_{k}": v for k, v in self.optimizers.items()}
-            )
+            self.checkpoint = experiment_lib.checkpoint(self.model, self.optimizers)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
-            os.path.join(self.write_dir, "checkpoints"),
+            os.path.join(self.write_dir, experiment_lib.CHECKPOINTS_DIR),
             max_to_keep=config.train.keep_checkpoints,
             step_counter=self.model.step,
         )
-        self.restored_from = None
         # Every worker resumes from the chief's checkpoints.
-        latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-        if restore and latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            self.restored_from = latest
+        self.restored_from = experiment_lib.restore(self.checkpoint, workdir) if restore else None
         self.train_fn = self._replicated(
             self.model.train_step, resolve_jit_compile(config.train.jit_compile)
         )
@@ -186,7 +178,7 @@ def _check_workdir(config, workdir: str):
     with open(path) as f:
         previous = json.load(f).get("objective")
     if previous != config.objective:
-        raise ValueError(
+        raise InvalidValue(
             f"Workdir {workdir} holds a {previous!r} run; this config trains "
             f"{config.objective!r}. Use another --workdir."
         )
@@ -256,6 +248,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
     # a config.json behind.
     exp = Experiment(config, workdir)
     _write_config(config, workdir)
+    # What tfvae.experiment.load needs to rebuild the model without loading the data set.
+    experiment_lib.write_data_spec(workdir, exp.spec)
     model, cfg = exp.model, config.train
     totals = {phase.loss_key for phase in model.phases()}
     if exp.restored_from:

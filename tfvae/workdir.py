@@ -1,10 +1,9 @@
-"""Reading a training workdir back: its resolved config and its trained model.
+"""Reading a training workdir's resolved config back.
 
 A workdir written by ``tfvae.trainer.train_and_evaluate`` holds ``config.json`` (the resolved
-config, as JSON) and ``checkpoints/``. Evaluation and export start from here:
+config, as JSON) and ``checkpoints/``; ``tfvae.experiment.load`` restores its model:
 
     config = load_config("runs/dpvae")          # locked ConfigDict, as trained
-    exp = load_experiment("runs/dpvae")         # tfvae.trainer.Experiment, latest checkpoint
 
 JSON has no tuples; lists are read back as tuples, as the configs write them.
 """
@@ -68,29 +67,3 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict(saved)
     config.lock()
     return config
-
-
-def load_experiment(workdir: str, *, require_checkpoint: bool = True):
-    """``tfvae.trainer.Experiment`` for a workdir, restored from its latest checkpoint.
-
-    Args:
-      workdir: a training workdir.
-      require_checkpoint: fail when the workdir has no checkpoint yet (an untrained model is
-        almost never what the caller wants).
-
-    Returns:
-      The Experiment; ``exp.model`` is the trained model, ``exp.step`` its training step.
-    """
-    from tfvae.trainer import Experiment  # heavy (TensorFlow, data); load_config needs none
-
-    exp = Experiment(load_config(workdir), workdir)
-    if require_checkpoint and exp.restored_from is None:
-        # Said for the command line (every command loads workdirs through here); Python
-        # callers wanting the untrained model pass require_checkpoint=False.
-        raise FileNotFoundError(
-            f"No checkpoint in {os.path.join(workdir, 'checkpoints')}: there is no trained "
-            "model. Train it first: python -m tfvae.train "
-            f"--config=configs/<name>.py --workdir={workdir} (rerunning the command that "
-            "created the workdir resumes its training)."
-        )
-    return exp

@@ -36,9 +36,12 @@ import subprocess
 import sys
 
 import numpy as np
+import tensorflow as tf
 from absl import flags
 
 from tfvae import cli
+from tfvae import experiment as experiment_lib
+from tfvae.errors import InvalidValue
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "authors_torch.py")
 
@@ -62,13 +65,13 @@ def z_order(num_blocks: int | None, latent_dim: int) -> np.ndarray:
 def _check_supported(config) -> None:
     m = config.model
     if m.encoder.name != "mnist_conv" or m.decoder.name != "mnist_conv" or m.latent_dim != 2:
-        raise ValueError(
+        raise InvalidValue(
             "tools.authors_code ports the authors' MNIST model only (mnist_conv encoder and "
             f"decoder, latent_dim 2); the config has {m.encoder.name}/{m.decoder.name}, "
             f"latent_dim {m.latent_dim}."
         )
     if m.prior.name == "decoupled" and tuple(m.prior.options.hidden_units) != (64, 64):
-        raise ValueError("The authors' coupling networks are 64-64; the config differs.")
+        raise InvalidValue("The authors' coupling networks are 64-64; the config differs.")
 
 
 def _chw_to_hwc_rows(w: np.ndarray, c: int, h: int, wd: int) -> np.ndarray:
@@ -192,27 +195,38 @@ def num_blocks_of(config) -> int | None:
     return config.model.prior.options.num_blocks
 
 
-def build_experiment(config, workdir: str):
-    """A tfvae Experiment of ``config`` with new weights (nothing restored)."""
-    from tfvae import trainer
+def write_workdir(
+    config, params: dict, workdir: str, step: int, *, num_train: int, val_terms=None
+) -> None:
+    """A tfvae workdir holding the authors' parameters as the checkpoint of ``step``.
 
-    return trainer.Experiment(config, workdir, restore=False)
-
-
-def write_workdir(config, params: dict, workdir: str, step: int, val_terms: dict | None = None):
-    """A tfvae workdir holding the authors' parameters as the checkpoint of ``step``."""
+    Args:
+      config: the tfvae config of the same model (``_check_supported``).
+      params: the authors' parameters, ``state_dict`` names -> arrays.
+      workdir: the folder to write (config.json, data_spec.json, checkpoints/).
+      step: the checkpoint's training step.
+      num_train: training examples (the model's ``dataset_size``).
+      val_terms: the authors' validation terms per example, written as train_metrics.json.
+    """
     _check_supported(config)
-    exp = build_experiment(config, workdir)
-    port_to_keras(params, exp.model, num_blocks_of(config))
-    exp.model.step.assign(step)
+    experiment_lib.seed(config)
+    spec = experiment_lib.DataSpec(shape=(28, 28, 1), num_train=num_train)
+    model, optimizers = experiment_lib.build(config, spec)
+    port_to_keras(params, model, num_blocks_of(config))
+    model.step.assign(step)
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
         json.dump(json.loads(config.to_json_best_effort()), f, indent=2, sort_keys=True)
-    exp.manager.save(checkpoint_number=step)
+    experiment_lib.write_data_spec(workdir, spec)
+    manager = tf.train.CheckpointManager(
+        experiment_lib.checkpoint(model, optimizers),
+        os.path.join(workdir, experiment_lib.CHECKPOINTS_DIR),
+        max_to_keep=None,
+    )
+    manager.save(checkpoint_number=step)
     if val_terms is not None:
         with open(os.path.join(workdir, "train_metrics.json"), "w") as f:
             json.dump({"step": step, "val": val_terms}, f, indent=2)  # as tfvae.train writes it
-    return exp
 
 
 def export_data(config, path: str) -> None:
@@ -324,7 +338,14 @@ def main(argv):
         result = np.load(npz)
         val = {k: float(result[f"val_{k}"]) for k in ("loss", "recon", "kl")}
         workdir = os.path.join(FLAGS.out, f"{prefix}_{name}_s{seed}")
-        write_workdir(config, params_of(npz), workdir, steps, val if steps else None)
+        write_workdir(
+            config,
+            params_of(npz),
+            workdir,
+            steps,
+            num_train=len(np.load(data)["x_train"]),
+            val_terms=val if steps else None,
+        )
         print(f"{workdir}: step {steps}, the authors' validation terms {val}")
 
 

@@ -11,10 +11,11 @@
                                                   # fp32 / fp32 XLA / bf16, vs PyTorch
 
 The model and its optimizers are built from the config exactly as ``tfvae.train`` builds them
-(``tfvae.build.build_model`` / ``build_optimizers``, ``compile``, ``build_all``), and the step is
-the trainer's own ``tf.function(model.train_step, jit_compile=config.train.jit_compile)``; only
-the data differ: one synthetic batch of the data set's shape (``input_shape``), so no data set
-is needed (except ``--what=data``, which times the real pipeline against it).
+(``tfvae.experiment.build``: ``build_model``, ``build_optimizers``, ``compile``, ``build_all``),
+and the step is the trainer's own
+``tf.function(model.train_step, jit_compile=config.train.jit_compile)``; only the data differ:
+one synthetic batch of the data set's shape (``tfvae.data.example_shape``), so no data set is
+needed (except ``--what=data``, which times the real pipeline against it).
 
 Timing: ``--warmup`` calls (the first one traces, and with XLA compiles), then ``--repeats``
 rounds of ``--steps`` calls, each round closed by reading a result back to the host. The best
@@ -36,7 +37,6 @@ Printed for ``train``:
                         ``RssAnon`` is the process's own allocations at the end.
 """
 
-import collections
 import dataclasses
 import json
 import os
@@ -54,27 +54,10 @@ import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
-from tfvae import cli
+from tfvae import cli, experiment
 from tfvae import data as data_lib
-from tfvae.build import build_model, build_optimizers, resolve_jit_compile
-
-# Per-example shapes of the data sets whose shape does not depend on the config.
-_IMAGE_SHAPES = {
-    "mnist": (28, 28, 1),
-    "fashion_mnist": (28, 28, 1),
-    "omniglot": (28, 28, 1),
-    "svhn": (32, 32, 3),
-    "cifar10": (32, 32, 3),
-}
-# Training-set sizes before the validation split (only minibatch estimators read N).
-_TRAIN_SIZES = {
-    "mnist": 60_000,
-    "fashion_mnist": 60_000,
-    "omniglot": 24_345,
-    "svhn": 73_257,
-    "cifar10": 50_000,
-    "celeba": 162_770,
-}
+from tfvae.build import resolve_jit_compile
+from tools.flops import graph_flops, layer_flops
 
 # The Table-1 configs (dpVAE paper): each objective without and with the decoupled prior.
 MATRIX = (
@@ -94,42 +77,10 @@ EXTRA = (
     ("ne_vae (PixelCNN, Omniglot)", "standard normal", "nevae_se"),
 )
 
-# What the numbers are compared with (issue 7, measured on this 2-core machine, batch 100).
-AUTHORS_STEPS_PER_S = 17.0
-
 
 # ----------------------------------------------------------------------------------------------
 # Building the model on synthetic data
 # ----------------------------------------------------------------------------------------------
-def input_shape(config) -> tuple[int, ...]:
-    """The per-example shape the config's data set has, without loading it."""
-    d = config.data
-    if d.name in _IMAGE_SHAPES:
-        shape = _IMAGE_SHAPES[d.name]
-        if d.image_size:
-            shape = (d.image_size, d.image_size, shape[-1])
-        return shape
-    if d.name == "celeba":
-        size = d.image_size or 64
-        return (size, size, 3)
-    if d.name == "two_moons":
-        return (2,)
-    if d.name == "manifold":
-        return (int(d.manifold_dim),)
-    raise ValueError(
-        f"tools.benchmark cannot tell the shape of data set {d.name!r} without loading it; "
-        f"synthetic shapes are known for {sorted([*_IMAGE_SHAPES, 'celeba', 'two_moons'])} "
-        "and 'manifold'."
-    )
-
-
-def dataset_size(config) -> int:
-    """N as ``Experiment`` would see it (training split minus the validation split)."""
-    d = config.data
-    n = d.num_examples or _TRAIN_SIZES.get(d.name, 60_000)
-    return max(n - d.val_size, 1)
-
-
 def synthetic_batch(config, shape: tuple[int, ...], batch_size: int, seed: int = 0) -> tf.Tensor:
     """A float32 batch ``[B, *shape]`` like the training pipeline's: [0, 1] pixels for images
     ({0, 1} when the config binarizes), standard-normal values for vector data."""
@@ -172,18 +123,14 @@ class Setup:
 
 
 def build_setup(config, batch_size: int | None = None) -> Setup:
-    """``tfvae.trainer.Experiment`` without data, checkpoints or workdir: same seed, same
-    ``build_model`` / ``build_optimizers`` / ``compile`` / ``build_all`` calls."""
-    if config.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.seed)
-    shape = input_shape(config)
-    model = build_model(config, shape, dataset_size(config))
-    optimizers = build_optimizers(config, model)
-    model.compile(optimizers)
+    """The model and optimizers as the trainer builds them (``tfvae.experiment.build``: same
+    seed, same calls), without data, checkpoints or workdir, and a synthetic batch."""
+    experiment.seed(config)
+    shape = data_lib.example_shape(config.data)
+    spec = experiment.DataSpec(shape, data_lib.num_train_examples(config.data))
+    model, optimizers = experiment.build(config, spec)
     b = int(batch_size or config.train.batch_size)
     batch = synthetic_batch(config, shape, b * model.batches_per_step, seed=config.seed)
-    model.build_all(batch[:1])
     return Setup(config, model, optimizers, batch, shape, b)
 
 
@@ -235,137 +182,6 @@ def time_calls(
             _sync(out)
             rates[name].append(steps / (time.perf_counter() - start))
     return {name: Timing(first[name], rates[name]) for name in fns}
-
-
-# ----------------------------------------------------------------------------------------------
-# FLOP counting
-# ----------------------------------------------------------------------------------------------
-# One FLOP per output element.
-_ELEMENTWISE = frozenset(
-    """Add AddV2 Sub Mul Div RealDiv DivNoNan Maximum Minimum Neg Square Sqrt Rsqrt Reciprocal
-    Exp Expm1 Log Log1p Tanh Sigmoid Softplus Relu Relu6 LeakyRelu Elu Selu Abs Sign Floor Ceil
-    Round Pow SquaredDifference BiasAdd ReluGrad LeakyReluGrad TanhGrad SigmoidGrad SqrtGrad
-    RsqrtGrad ReciprocalGrad SoftplusGrad EluGrad Select SelectV2 Greater GreaterEqual Less
-    LessEqual Equal NotEqual Xlogy Xdivy AssignAddVariableOp AssignSubVariableOp""".split()
-)
-# One FLOP per input element.
-_REDUCTIONS = frozenset("Sum Mean Max Min Prod BiasAddGrad ArgMax ArgMin L2Loss".split())
-_CALLS = frozenset("PartitionedCall StatefulPartitionedCall While StatelessWhile If StatelessIf")
-
-
-def _elements(shape) -> int | None:
-    shape = tf.TensorShape(shape)
-    return shape.num_elements() if shape.is_fully_defined() else None
-
-
-def op_flops(op) -> int | None:
-    """FLOPs of one graph operation (conventions in the module docstring); None when a shape
-    it needs is not fully known."""
-    kind = op.type
-    if kind == "MatMul":
-        a = op.inputs[0].shape
-        out = _elements(op.outputs[0].shape)
-        if out is None or not a.is_fully_defined():
-            return None
-        k = a[0] if op.get_attr("transpose_a") else a[1]
-        return 2 * int(k) * out
-    if kind in ("BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"):
-        a = op.inputs[0].shape
-        out = _elements(op.outputs[0].shape)
-        if out is None or not a.is_fully_defined():
-            return None
-        k = a[-2] if op.get_attr("adj_x") else a[-1]
-        return 2 * int(k) * out
-    if kind in ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"):
-        if op.get_attr("data_format") != b"NHWC":
-            return None
-        # The forward conv's output (or its gradient) and filter [kh, kw, c_in, c_out]: every
-        # output element is a kh*kw*c_in dot product, in the forward pass and both backprops.
-        if kind == "Conv2D":
-            out, kernel = op.outputs[0].shape, op.inputs[1].shape
-        elif kind == "Conv2DBackpropInput":
-            out, kernel = op.inputs[2].shape, op.inputs[1].shape
-        else:
-            out, kernel = op.inputs[2].shape, op.outputs[0].shape
-        n = _elements(out)
-        if n is None or not kernel.is_fully_defined():
-            return None
-        return 2 * n * int(kernel[0]) * int(kernel[1]) * int(kernel[2])
-    if kind == "AddN":
-        n = _elements(op.outputs[0].shape)
-        return None if n is None else n * (len(op.inputs) - 1)
-    if kind in _ELEMENTWISE:
-        # Variable updates have no output: count the value added.
-        shape = op.inputs[1].shape if kind.endswith("VariableOp") else op.outputs[0].shape
-        return _elements(shape)
-    if kind in _REDUCTIONS:
-        return _elements(op.inputs[0].shape)
-    return 0
-
-
-@dataclasses.dataclass
-class FlopCount:
-    """FLOPs of one call of a traced function.
-
-    Attributes:
-      total: the sum over every op whose shapes are known.
-      by_type: op type -> FLOPs.
-      unknown: op types whose shapes were not fully known (not counted), with their counts.
-      calls: function-call and control-flow ops, whose bodies are not counted.
-    """
-
-    total: int
-    by_type: dict[str, int]
-    unknown: dict[str, int]
-    calls: int
-
-
-def graph_flops(concrete_function) -> FlopCount:
-    """Counts the FLOPs of one call of ``concrete_function`` from its traced graph.
-
-    The graph is what the Python code traced (before Grappler or XLA rewrite it), so the count
-    is the model's arithmetic, independent of fusion, and the same with and without XLA.
-    """
-    by_type, unknown, calls = collections.Counter(), collections.Counter(), 0
-    for op in concrete_function.graph.get_operations():
-        if op.type in _CALLS:
-            calls += 1
-            continue
-        n = op_flops(op)
-        if n is None:
-            unknown[op.type] += 1
-        elif n:
-            by_type[op.type] += n
-    return FlopCount(sum(by_type.values()), dict(by_type), dict(unknown), calls)
-
-
-def layer_flops(*models) -> tuple[int, int]:
-    """2 * multiply-adds of one forward pass through every Dense and Conv layer, per example.
-
-    Returns:
-      (FLOPs, number of Dense/Conv layers whose size could not be read and were skipped).
-    """
-    total, skipped = 0, 0
-    for model in models:
-        for layer in model._flatten_layers(include_self=False, recursive=True):
-            if isinstance(layer, keras.layers.Dense):
-                fan_in, units = layer.kernel.shape
-                total += 2 * int(fan_in) * int(units)
-            elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
-                kh, kw = layer.kernel.shape[:2]
-                try:
-                    # A transposed conv does its multiply-adds per input position.
-                    if isinstance(layer, keras.layers.Conv2DTranspose):
-                        h, w, c_in = layer.input.shape[1:]
-                        c_out = layer.filters
-                    else:
-                        h, w, c_out = layer.output.shape[1:]
-                        c_in = layer.kernel.shape[2]
-                except (AttributeError, ValueError):
-                    skipped += 1
-                    continue
-                total += 2 * int(h) * int(w) * int(kh) * int(kw) * int(c_in) * int(c_out)
-    return total, skipped
 
 
 # ----------------------------------------------------------------------------------------------
@@ -762,9 +578,10 @@ def run_matrix(
 
 def matrix_table(rows: list[dict], references: dict | None = None) -> str:
     """Markdown: one row per config, steps/s for every ``SETTINGS`` column, and the ratio of
-    the fastest fp32 and the bf16 rate to the PyTorch reference of the same prior (timed in the
-    same run) or, without one, to the authors' code as measured in issue 7. The reference is the
-    dpVAE MNIST model, so ``EXTRA`` configs (other models) get no ratio."""
+    the fastest fp32 and the bf16 rate to the PyTorch reference of the same prior timed in the
+    same run (``--reference``); without one there is nothing to compare with on this machine, so
+    no ratio. The reference is the dpVAE MNIST model, so ``EXTRA`` configs (other models) get no
+    ratio either."""
     references = references or {}
     by_key = {(r["config"], r["setting"]): r for r in rows}
     configs = list(dict.fromkeys((r["objective"], r["prior"], r["config"]) for r in rows))
@@ -786,11 +603,9 @@ def matrix_table(rows: list[dict], references: dict | None = None) -> str:
     for objective, prior, name in configs:
         cells = [by_key.get((name, c), {}) for c in columns]
         ref = references.get("decoupled" if prior == "decoupled" else "standard_normal", {})
-        base, base_note = ref.get("steps_per_s"), ""
-        if base is None:
-            base, base_note = AUTHORS_STEPS_PER_S, " (issue 7)"
+        base = ref.get("steps_per_s")
         if name not in comparable:  # the reference is the dpVAE MNIST model, not this one
-            base, base_note = None, ""
+            base = None
         fp32 = max((rate(r) or 0.0) for r, c in zip(cells, columns, strict=True) if "fp32" in c)
         bf16 = rate(by_key.get((name, "bf16"), {})) or 0.0
         flop = next((r["flop_per_example"] for r in cells if r.get("flop_per_example")), None)
@@ -802,7 +617,7 @@ def matrix_table(rows: list[dict], references: dict | None = None) -> str:
         lines.append(
             f"| {objective} | {prior} | {name} | "
             + " | ".join(f"{rate(r):.1f}" if rate(r) else "error" for r in cells)
-            + (f" | {base:.1f}{base_note}" if base else " | -")
+            + (f" | {base:.1f}" if base else " | -")
             + f" | {ratio(fp32)} | {ratio(bf16)} | "
             + (f"{flop / 1e6:.1f}" if flop else "-")
             + f" | {mem} |"
@@ -918,10 +733,8 @@ def main(argv):
                 )
             else:
                 print(f"  reference        not run: {reference['error']}")
-        print(
-            f"  vs authors       {result['steps_per_s'] / AUTHORS_STEPS_PER_S:.2f}x the "
-            f"authors' PyTorch code ({AUTHORS_STEPS_PER_S:.0f} steps/s on this machine, issue 7)"
-        )
+        # A ratio only against a reference timed here and now: a number measured on another
+        # machine or day says nothing about this one (--reference times it).
     if "breakdown" in _WHAT.value:
         print("breakdown (ms per call, best round; pieces overlap, they do not add up):")
         for name, ms in bench_breakdown(setup, jit_compile=jit, **timing).items():

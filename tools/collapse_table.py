@@ -30,8 +30,9 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from tfvae import cli, collapse, trainer
+from tfvae import cli, collapse, experiment, trainer
 from tfvae.config_loader import load_config
+from tfvae.errors import InvalidValue
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 # Table 1 (Omniglot, d = 32): row -> (config, argument, paper's -ELBO, KL, MI, AU).
@@ -113,7 +114,7 @@ def run(config, workdir: str, *, max_examples: int | None, iw_samples: int, seed
     if latest is None or int(latest.rsplit("-", 1)[-1]) < steps:
         print(f"{workdir}: training to step {steps}.", flush=True)
         trainer.train_and_evaluate(config, workdir)
-    exp = trainer.Experiment(config, workdir)
+    exp = experiment.load(workdir)
     print(f"{workdir}: analyzing.", flush=True)
     result = collapse.analyze(
         exp.model,
@@ -214,10 +215,10 @@ def collapse_tables(
     """Runs the selected rows (resuming) and writes the tables; returns all results."""
     for name in rows:
         if name not in TABLE1:
-            raise ValueError(f"Unknown Table 1 row {name!r}; valid: {list(TABLE1)}.")
+            raise InvalidValue(f"Unknown Table 1 row {name!r}; valid: {list(TABLE1)}.")
     for d in latents:
         if d not in LATENTS:
-            raise ValueError(f"Table 2 latent sizes are {list(LATENTS)}; got {d}.")
+            raise InvalidValue(f"Table 2 latent sizes are {list(LATENTS)}; got {d}.")
     os.makedirs(out, exist_ok=True)
     results: dict = {}
     table1 = {name: None for name in rows} if 1 in tables else {}

@@ -38,6 +38,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from tfvae import cli
+from tfvae.errors import InvalidValue
 
 DEFAULT_THRESHOLDS = (0.01, 0.005, 0.001, 0.0)
 GROUPS = ("random", "encoder", "all")
@@ -87,7 +88,7 @@ def optimize_codes(
       update), ``init_group`` [I] ("random" / "encoder"), ``thresholds`` [K].
     """
     if not model.stochastic:
-        raise ValueError("LSO's encoder initialization needs a stochastic encoder.")
+        raise InvalidValue("LSO's encoder initialization needs a stochastic encoder.")
     targets = tf.convert_to_tensor(targets, tf.float32)
     t = int(targets.shape[0])
     n_init = num_random + num_encoder
@@ -227,12 +228,12 @@ def main(argv):
     if not f.workdir:
         raise app.UsageError("Give at least one --workdir.")
     sys.path.insert(0, ".")
-    from tfvae.workdir import load_experiment
+    from tfvae import experiment
 
     thresholds = tuple(float(t) for t in f.thresholds)
     report = {}
     for workdir in f.workdir:
-        exp = load_experiment(workdir)
+        exp = experiment.load(workdir)
         targets = select_targets(exp, f.num_targets, f.seed)
         result = optimize_codes(
             exp.model,

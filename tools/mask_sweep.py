@@ -36,6 +36,7 @@ import sys
 from absl import app, flags
 
 from tfvae import cli
+from tfvae.errors import InvalidValue
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -218,10 +219,10 @@ def sweep(
     from tfvae import evaluation
 
     if jit_compile not in JIT_CHOICES:
-        raise ValueError(f"jit_compile must be one of {JIT_CHOICES}, got {jit_compile!r}.")
+        raise InvalidValue(f"jit_compile must be one of {JIT_CHOICES}, got {jit_compile!r}.")
     ms = [int(v) for v in ms]
     if not ms or min(ms) < 1:
-        raise ValueError(f"Starting latent sizes m must be positive integers, got {ms}.")
+        raise InvalidValue(f"Starting latent sizes m must be positive integers, got {ms}.")
     n = n if dataset == "manifold" else None
     options = evaluation.EvalOptions(
         metrics=("fid", "active_dims", "nac"),
@@ -242,7 +243,7 @@ def sweep(
         **{k: results[k] for k in setting if k in results},
     }
     if results and previous != setting:
-        raise ValueError(
+        raise InvalidValue(
             f"{out} holds a sweep of {previous}; this is {setting}. Use another --out."
         )
     results.update(setting)

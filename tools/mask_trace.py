@@ -17,6 +17,7 @@ import numpy as np
 from absl import app, flags
 
 from tfvae import cli
+from tfvae.errors import InvalidValue
 
 TAG = "train/alpha_values"
 THRESHOLD = 0.1
@@ -93,7 +94,7 @@ def trace(workdirs: list[str], out: str | None = None) -> str:
     """Writes ``mask_trace.npz`` into every workdir and the figure (default
     ``<first workdir>/figures/mask_trace.png``); returns the figure's path."""
     if not workdirs:
-        raise ValueError("Give one or more MaskAAE workdirs.")
+        raise InvalidValue("Give one or more MaskAAE workdirs.")
     for workdir in workdirs:
         steps, alpha = read_trace(workdir)
         np.savez(os.path.join(workdir, "mask_trace.npz"), step=steps, alpha=alpha)

@@ -35,6 +35,7 @@ from absl import app, flags
 
 from tfvae import cli, evaluate, evaluation, trainer
 from tfvae.config_loader import load_config
+from tfvae.errors import InvalidValue
 
 # The 12 rows of the paper's Table 1, in its order: each regularizer without and with dp.
 TABLE1_CONFIGS = (
@@ -288,7 +289,7 @@ def format_table(rows: dict[str, dict | None], *, dataset: str, steps: int | str
         for metric, reason in (report or {}).get("skipped", {}).items():
             if metric in COLUMNS:  # other metrics' skips do not concern the table
                 notes.append(f"- {label}: {metric} skipped: {reason}")
-        for key, feat in _feature_networks(report or {}).items():
+        for key, feat in (_feature_networks(report) if report else {}).items():
             who = features.setdefault(json.dumps(feat, sort_keys=True), [])
             who.append(f"{label} {_COLUMN_NAMES[key]}")
     lines.append("")
@@ -329,7 +330,7 @@ def reproduce(
     os.makedirs(out, exist_ok=True)
     names = [config_name(path) for path in configs]
     if len(set(names)) != len(names):
-        raise ValueError(f"Two configs share a name (their workdir): {names}.")
+        raise InvalidValue(f"Two configs share a name (their workdir): {names}.")
     steps_of = {
         name: int(
             load_run_config(

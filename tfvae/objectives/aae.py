@@ -30,6 +30,7 @@ the adversary's loss with weight ``gradient_penalty_weight``.
 import tensorflow as tf
 
 from tfvae import losses
+from tfvae.errors import InvalidValue
 from tfvae.models import AdversarialAutoencoder, Phase, keeping_state
 from tfvae.objectives.wae_mmd import RECON_REDUCTIONS, batch_size, deterministic_reconstruction
 
@@ -70,18 +71,18 @@ class AAE(AdversarialAutoencoder):
     ):
         super().__init__(**kwargs)
         if adversarial_loss not in ADVERSARIAL_LOSSES:
-            raise ValueError(
+            raise InvalidValue(
                 f"adversarial_loss must be one of {ADVERSARIAL_LOSSES}, got {adversarial_loss!r}."
             )
         if recon_reduction not in RECON_REDUCTIONS:
-            raise ValueError(
+            raise InvalidValue(
                 f"recon_reduction must be one of {RECON_REDUCTIONS}, got {recon_reduction!r}."
             )
         if adversary_steps < 1:
-            raise ValueError(f"adversary_steps must be >= 1, got {adversary_steps}.")
+            raise InvalidValue(f"adversary_steps must be >= 1, got {adversary_steps}.")
         out = self.adversary(tf.zeros([1, self.latent_dim]))
         if out.shape[-1] != 1:
-            raise ValueError(
+            raise InvalidValue(
                 f"{type(self).__name__} needs an adversary with one output score; "
                 f"{self.adversary.name!r} gives {out.shape[-1]}. Set model.adversary.name to "
                 "'mlp_critic'."

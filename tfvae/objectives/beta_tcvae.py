@@ -11,6 +11,7 @@ dpVAE authors' MNIST setting: alpha 1, beta 4, gamma 15 (dp run: 150).
 """
 
 from tfvae import losses
+from tfvae.errors import InvalidValue
 from tfvae.models import Autoencoder
 
 
@@ -36,7 +37,7 @@ class BetaTCVAE(Autoencoder):
     ):
         super().__init__(**kwargs)
         if estimator not in ("mws", "mss"):
-            raise ValueError(f"Unknown estimator {estimator!r}: use 'mws' or 'mss'.")
+            raise InvalidValue(f"Unknown estimator {estimator!r}: use 'mws' or 'mss'.")
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.estimator, self.dwkl_log_det = estimator, dwkl_log_det
 

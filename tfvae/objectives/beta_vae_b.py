@@ -8,6 +8,7 @@ dpVAE authors' MNIST setting: gamma 15, C_max 25, C_stop 1e5.
 
 import tensorflow as tf
 
+from tfvae.errors import InvalidValue
 from tfvae.models import Autoencoder
 
 
@@ -27,7 +28,7 @@ class BetaVAEB(Autoencoder):
     ):
         super().__init__(**kwargs)
         if c_stop_steps <= 0:
-            raise ValueError(f"c_stop_steps must be > 0, got {c_stop_steps}.")
+            raise InvalidValue(f"c_stop_steps must be > 0, got {c_stop_steps}.")
         self.gamma, self.c_max, self.c_stop_steps = gamma, c_max, c_stop_steps
 
     def capacity(self) -> tf.Tensor:

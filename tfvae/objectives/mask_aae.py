@@ -29,13 +29,11 @@ BCE is the per-pixel mean (the authors' Keras ``BinaryCrossentropy``), so
 ``recon_reduction = "mean"``: the weights 100 and 1000 assume it.
 """
 
-import math
-
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tfvae import evaluation, losses, metrics
+from tfvae import losses
+from tfvae.errors import InvalidValue
 from tfvae.models import Phase, keeping_state
 from tfvae.objectives.aae import AAE
 from tfvae.objectives.wae_mmd import (
@@ -43,11 +41,6 @@ from tfvae.objectives.wae_mmd import (
     deterministic_reconstruction,
     reduce_reconstruction,
 )
-
-
-def authors_interval(latent_dim: int) -> int:
-    """The authors' schedule unit R: 75 if d <= 20 else min(10000, floor(1125 d / 10))."""
-    return 75 if latent_dim <= 20 else min(10_000, math.floor(1125 * latent_dim / 10))
 
 
 def poly_weight_at(step, *, start: float, interval: int, maximum: float) -> float:
@@ -115,7 +108,8 @@ class LatentMask(keras.layers.Layer):
 
 class MaskAAE(AAE):
     """Args (the authors' values are the defaults):
-    schedule_interval: R; ``None`` takes the authors' rule ``authors_interval(latent_dim)``.
+    schedule_interval: R, the steps per quarter of c's doubling period (the authors' rule of d
+      is ``configs.mask_aae.authors_interval``).
     poly_weight_start: c at step 0; ``None`` takes 2 / d.
     poly_weight_max: c's cap (2048).
     variance_weight: weight of the variance penalty in L_AE (100).
@@ -135,7 +129,7 @@ class MaskAAE(AAE):
     def __init__(
         self,
         *,
-        schedule_interval: int | None = None,
+        schedule_interval: int,
         poly_weight_start: float | None = None,
         poly_weight_max: float = 2048.0,
         variance_weight: float = 100.0,
@@ -147,15 +141,13 @@ class MaskAAE(AAE):
         **kwargs,
     ):
         super().__init__(seed=seed, **kwargs)
-        if getattr(self.decoder, "autoregressive", False):
-            raise ValueError(
+        if self.autoregressive:
+            raise InvalidValue(
                 "MaskAAE decodes the likelihood mean of masked codes; an autoregressive decoder "
                 f"({self.decoder.name!r}) is not supported."
             )
         d = self.latent_dim
-        self.schedule_interval = (
-            authors_interval(d) if schedule_interval is None else schedule_interval
-        )
+        self.schedule_interval = schedule_interval
         self.poly_weight_start = 2.0 / d if poly_weight_start is None else poly_weight_start
         self.poly_weight_max = poly_weight_max
         self.variance_weight = variance_weight
@@ -239,56 +231,3 @@ class MaskAAE(AAE):
                 loss_key="mask_loss",
             ),
         ]
-
-
-# ----------------------------------------------------------------------------------------------
-# Evaluation metrics (``python -m tfvae.evaluate --metrics=active_dims,nac``)
-# ----------------------------------------------------------------------------------------------
-def active_dimensions(model) -> np.ndarray:
-    """Bool [d]: the latent dimensions the decoder uses; all of them for a model without a mask."""
-    if hasattr(model, "active_mask"):
-        return np.asarray(model.active_mask())
-    return np.ones([model.latent_dim], bool)
-
-
-def active_dims_metric(ctx: evaluation.EvalContext) -> evaluation.MetricResult:
-    """Number of active dimensions (alpha_j >= threshold) and the mask values."""
-    model = ctx.model
-    if not hasattr(model, "active_mask"):
-        raise evaluation.MetricUndefined(
-            f"{ctx.config.objective} has no latent mask: all {model.latent_dim} dimensions "
-            "reach the decoder."
-        )
-    active = active_dimensions(model)
-    return evaluation.MetricResult(
-        scalars={"active_dims": float(active.sum())},
-        details={
-            "alpha": np.asarray(model.alpha()).tolist(),
-            "threshold": float(model.latent_mask.threshold),
-            "latent_dim": int(model.latent_dim),
-        },
-    )
-
-
-def nac_metric(ctx: evaluation.EvalContext) -> evaluation.MetricResult:
-    """NAC of the codes of ``num_aggregate`` training examples, over the active dimensions
-    (MaskAAE paper, Table 2; ``tfvae.metrics.nac``). Codes are z (deterministic encoders) or
-    z_mean; models without a mask use every dimension."""
-    z, _ = ctx.aggregate_encoding()  # [N, d]
-    active = active_dimensions(ctx.model)
-    try:
-        value = metrics.nac(z, active)
-    except ValueError as e:  # an active dimension with constant codes: no correlation
-        raise evaluation.MetricUndefined(str(e)) from None
-    return evaluation.MetricResult(
-        scalars={"nac": value},
-        details={"num_active": int(active.sum()), "num_codes": int(len(z))},
-    )
-
-
-evaluation.register_metric(
-    "active_dims", active_dims_metric, description="MaskAAE: active latent dimensions, mask"
-)
-evaluation.register_metric(
-    "nac", nac_metric, description="normalized absolute off-diagonal covariance of the codes"
-)

@@ -26,6 +26,7 @@ import math
 import tensorflow as tf
 
 from tfvae import losses
+from tfvae.errors import InvalidValue
 from tfvae.models import Autoencoder
 
 REENCODINGS = ("se", "lp")
@@ -92,13 +93,13 @@ class NEVAE(Autoencoder):
     ):
         super().__init__(**kwargs)
         if reencoding not in REENCODINGS:
-            raise ValueError(f"Unknown reencoding {reencoding!r}; valid: {list(REENCODINGS)}.")
+            raise InvalidValue(f"Unknown reencoding {reencoding!r}; valid: {list(REENCODINGS)}.")
         if lambda_ < 0:
-            raise ValueError(f"lambda_ must be >= 0, got {lambda_}.")
+            raise InvalidValue(f"lambda_ must be >= 0, got {lambda_}.")
         if c is not None and math.isnan(c):
-            raise ValueError("c is NaN; use None or -inf for the uncapped lp loss.")
+            raise InvalidValue("c is NaN; use None or -inf for the uncapped lp loss.")
         if c is not None and c == math.inf:
-            raise ValueError("c = +inf drops the lp loss entirely; use lambda_ = 0 instead.")
+            raise InvalidValue("c = +inf drops the lp loss entirely; use lambda_ = 0 instead.")
         self.reencoding, self.lambda_, self.c = reencoding, lambda_, c
 
     def reencoding_loss(self, z: tf.Tensor, re: dict) -> tf.Tensor:

@@ -16,6 +16,7 @@ import math
 import tensorflow as tf
 
 from tfvae import losses
+from tfvae.errors import InvalidValue
 from tfvae.models import Autoencoder
 
 RECON_REDUCTIONS = ("sum", "mean")
@@ -44,7 +45,7 @@ def deterministic_reconstruction(model, x: tf.Tensor, training: bool, reduction:
 def reduce_reconstruction(recon: tf.Tensor, x: tf.Tensor, reduction: str) -> tf.Tensor:
     """[B] summed reconstruction loss -> [B] with ``reduction`` ("sum": as is; "mean": / D)."""
     if reduction not in RECON_REDUCTIONS:
-        raise ValueError(f"recon_reduction must be one of {RECON_REDUCTIONS}, got {reduction!r}.")
+        raise InvalidValue(f"recon_reduction must be one of {RECON_REDUCTIONS}, got {reduction!r}.")
     if reduction == "mean":
         return recon / float(math.prod(x.shape[1:]))
     return recon
@@ -76,7 +77,7 @@ class WAEMMD(Autoencoder):
     ):
         super().__init__(**kwargs)
         if recon_reduction not in RECON_REDUCTIONS:
-            raise ValueError(
+            raise InvalidValue(
                 f"recon_reduction must be one of {RECON_REDUCTIONS}, got {recon_reduction!r}."
             )
         self.lambda_ = lambda_

@@ -1,0 +1,65 @@
+"""tfvae.experiment: a trained model back from its workdir without the training machinery."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.smoke import smoke_root, smoke_workdir
+from tfvae import data as data_lib
+from tfvae import experiment, trainer
+from tfvae import workdir as workdir_lib
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    copy = str(tmp_path_factory.mktemp("experiment") / "vae")
+    shutil.copytree(smoke_workdir(smoke_root(tmp_path_factory), "vae"), copy)
+    return copy
+
+
+def test_load_restores_the_trained_weights_without_loading_the_data(workdir, monkeypatch):
+    with open(os.path.join(workdir, experiment.DATA_SPEC_FILE)) as f:
+        assert json.load(f) == {"shape": [28, 28, 1], "num_train": 55_000, "kind": "image"}
+    trained = trainer.Experiment(workdir_lib.load_config(workdir), workdir)
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("experiment.load read the data set")
+
+    monkeypatch.setattr(data_lib, "load", no_data)
+    exp = experiment.load(workdir)
+    assert exp.step == trained.step == 4 and exp.restored_from == trained.restored_from
+    assert exp.spec == trained.spec
+    for a, b in zip(exp.model.weights, trained.model.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for name, optimizer in trained.optimizers.items():
+        assert int(exp.optimizers[name].iterations.numpy()) == int(optimizer.iterations.numpy())
+
+
+def test_a_workdir_without_a_data_spec_gets_one_from_the_data_set_once(workdir, tmp_path):
+    older = str(tmp_path / "older")
+    shutil.copytree(workdir, older)
+    os.remove(os.path.join(older, experiment.DATA_SPEC_FILE))
+    assert experiment.load(older).spec == experiment.load(workdir).spec
+    assert os.path.exists(os.path.join(older, experiment.DATA_SPEC_FILE))
+
+
+def test_no_checkpoint_says_how_to_train(tmp_path, workdir):
+    empty = str(tmp_path / "untrained")
+    os.makedirs(empty)
+    shutil.copy(os.path.join(workdir, "config.json"), empty)
+    with pytest.raises(FileNotFoundError, match="No checkpoint in .*python -m tfvae.train"):
+        experiment.load(empty)
+
+
+def test_loading_and_evaluating_import_no_trainer():
+    code = (
+        "import sys; import tfvae.experiment, tfvae.evaluation, tfvae.export; "
+        "print('tfvae.trainer' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]

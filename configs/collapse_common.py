@@ -87,17 +87,7 @@ def collapse_config(
     c.model.encoder = _net("resnet")
     c.model.decoder = _net("pixelcnn")
     c.model.likelihood = _net("bernoulli")
-    c.model.prior = (
-        _net(
-            "decoupled",
-            num_blocks=6,
-            hidden_units=(64, 64),
-            shift_activation="tanh",
-            initializer="torch",
-        )
-        if prior == "decoupled"
-        else _net("standard_normal")
-    )
+    c.model.prior = common.decoupled_prior() if prior == "decoupled" else _net("standard_normal")
     c.data.name = dataset
     c.data.binarize = "dynamic"
     if dataset == "omniglot":

@@ -8,29 +8,13 @@ import tensorflow as tf
 
 from tfvae import augment, data
 from tfvae.config_loader import load_config
+from tools.reproduce import TABLE1_CONFIGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(
     f[:-3]
     for f in os.listdir(os.path.join(REPO, "configs"))
     if f.endswith(".py") and f not in ("__init__.py", "common.py", "collapse_common.py")
-)
-
-
-# The dpVAE paper's Table-1 configs, the ones whose MNIST settings come from the authors.
-TABLE1 = (
-    "vae",
-    "dpvae",
-    "beta_vae_h",
-    "beta_dpvae_h",
-    "beta_vae_b",
-    "beta_dpvae_b",
-    "beta_tcvae",
-    "beta_tc_dpvae",
-    "factor_vae",
-    "factor_dpvae",
-    "info_vae",
-    "info_dpvae",
 )
 
 
@@ -114,4 +98,4 @@ def test_only_the_mnist_preset_of_the_dpvae_configs_augments(name):
         mnist = load_config(os.path.join(REPO, "configs", f"{name}.py:mnist"))
     except ValueError:
         return  # a config without an MNIST preset
-    assert mnist.data.augment == ("dpvae" if name in TABLE1 else "none"), name
+    assert mnist.data.augment == ("dpvae" if name in TABLE1_CONFIGS else "none"), name

@@ -56,3 +56,24 @@ def test_each_config_has_its_measured_xla_default_and_the_switch_overrides_it(na
     assert _parse(name=name).train.jit_compile == want
     off = _parse("--config.train.jit_compile=false", name=name).train.jit_compile
     assert resolve_jit_compile(off) is False
+
+
+@pytest.mark.parametrize("initializer", ["glorot", "torch"])
+def test_model_initializer_reaches_the_encoder_and_decoder(initializer):
+    # torch: every bias ~ U(+-1/sqrt(fan_in)), so nonzero; glorot: Keras' zero biases.
+    import numpy as np
+
+    from tfvae.build import build_model
+    from tfvae.config_loader import load_config
+
+    config = load_config(os.path.join(REPO, "configs", "vae.py:smoke"))
+    with config.unlocked():
+        config.model.initializer = initializer
+    model = build_model(config, (28, 28, 1), 100)
+    for net in (model.encoder, model.decoder):
+        biases = [np.abs(layer.bias.numpy()).max() for layer in net.layers if layer.weights]
+        assert all((b > 0) == (initializer == "torch") for b in biases), (net.name, biases)
+    with config.unlocked():
+        config.model.initializer = "he"
+    with pytest.raises(ValueError, match="glorot"):
+        build_model(config, (28, 28, 1), 100)

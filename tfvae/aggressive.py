@@ -156,9 +156,7 @@ class AggressiveTraining:
             train_images=train_images,
             batch_size=config.train.batch_size,
             seed=config.seed,
-            binarize=config.data.binarize,
-            dequantize=config.data.dequantize,
-            augment=config.data.augment,
+            **data_lib.train_transforms(config.data),
             jit_compile=resolve_jit_compile(config.train.jit_compile),
         )
 

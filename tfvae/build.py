@@ -76,12 +76,10 @@ def build_model(config, input_shape: tuple, dataset_size: int) -> Autoencoder:
         decoder = networks.build_decoder(
             m.decoder.name, latent_dim=d, output_shape=tuple(input_shape), **_options(m.decoder)
         )
-    initializer = lookup(
-        {k: k for k in networks.INITIALIZERS}, m.initializer, "network initializer"
-    )
-    if initializer == "torch":
-        networks.torch_initialize(encoder, seed=config.seed)
-        networks.torch_initialize(decoder, seed=config.seed + 1)
+    initialize = lookup(networks.INITIALIZERS, m.initializer, "network initializer")
+    if initialize is not None:
+        initialize(encoder, seed=config.seed)
+        initialize(decoder, seed=config.seed + 1)
     try:
         prior = build_prior(m.prior.name, d, **_options(m.prior))
     except InvalidValue:

@@ -539,6 +539,12 @@ def _check_transforms(x: np.ndarray, binarize: str, dequantize: bool) -> None:
         raise ValueError(f"dequantize=True needs 8-bit (uint8) images, got dtype {x.dtype}.")
 
 
+def train_transforms(cfg: ml_collections.ConfigDict) -> dict:
+    """The ``train_dataset`` transforms a ``data`` sub-config asks for: binarize, dequantize and
+    augment, as keyword arguments."""
+    return {"binarize": cfg.binarize, "dequantize": cfg.dequantize, "augment": cfg.augment}
+
+
 def train_dataset(
     x: np.ndarray,
     *,

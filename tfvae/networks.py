@@ -734,9 +734,6 @@ def _call(builder: Callable[..., keras.Model], kind: str, name: str, fixed: dict
     return builder(**fixed, **options)
 
 
-INITIALIZERS = ("glorot", "torch")
-
-
 def torch_fan_in(layer: keras.layers.Layer) -> int:
     """The fan-in PyTorch's default initialization uses for the equivalent torch layer.
 
@@ -766,6 +763,10 @@ def torch_initialize(model: keras.Model, seed: int) -> None:
             if variable is not None:
                 value = rng.uniform(-bound, bound, tuple(variable.shape))
                 variable.assign(value.astype(variable.dtype))
+
+
+# model.initializer: how the encoder and decoder are (re-)drawn after Keras builds them.
+INITIALIZERS = {"glorot": None, "torch": torch_initialize}
 
 
 def build_encoder(name: str, *, input_shape: tuple, out_dim: int, **options) -> keras.Model:

@@ -101,13 +101,13 @@ class CouplingNet(keras.layers.Layer):
         *,
         shift_activation: str = "tanh",
         initializer: str = "torch",
-        input_fan_in: int | None = None,
+        input_fan_in: int,
         **kwargs,
     ):
         super().__init__(**kwargs)
 
         def dense(units, fan_in, activation=None):
-            if initializer == "glorot" or fan_in is None:
+            if initializer == "glorot":
                 return keras.layers.Dense(units, activation=activation)
             init = torch_uniform(fan_in)
             return keras.layers.Dense(

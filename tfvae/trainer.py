@@ -267,9 +267,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         batch_size=batch,
         seed=config.seed,
         start_step=exp.step,
-        binarize=config.data.binarize,
-        dequantize=config.data.dequantize,
-        augment=config.data.augment,
+        **data_lib.train_transforms(config.data),
     )
     progbar = keras.utils.Progbar(cfg.num_steps, stateful_metrics=list(model.terms))
     step = exp.step

@@ -238,9 +238,9 @@ def export_data(config, path: str) -> None:
         np.savez(path, x_train=splits.train, x_val=splits.val)
 
 
-def params_of(npz_path: str) -> dict:
-    data = np.load(npz_path)
-    return {k[len("param/") :]: data[k] for k in data.files if k.startswith("param/")}
+def params_of(result) -> dict:
+    """The authors' parameters in a loaded ``tools/authors_torch.py`` output (``np.load``)."""
+    return {k[len("param/") :]: result[k] for k in result.files if k.startswith("param/")}
 
 
 def run_worker(config, *, checkout, torch_python, data, seed, steps, out, init=None, threads=0):
@@ -317,6 +317,7 @@ def main(argv):
     os.makedirs(FLAGS.out, exist_ok=True)
     data = os.path.join(FLAGS.out, f"data_{config.data.name}.npz")
     export_data(config, data)
+    num_train = len(np.load(data)["x_train"])
     for seed in (int(s) for s in FLAGS.seeds):
         with config.unlocked():
             config.seed = seed
@@ -340,10 +341,10 @@ def main(argv):
         workdir = os.path.join(FLAGS.out, f"{prefix}_{name}_s{seed}")
         write_workdir(
             config,
-            params_of(npz),
+            params_of(result),
             workdir,
             steps,
-            num_train=len(np.load(data)["x_train"]),
+            num_train=num_train,
             val_terms=val if steps else None,
         )
         print(f"{workdir}: step {steps}, the authors' validation terms {val}")

@@ -316,9 +316,7 @@ def bench_data(setup: Setup, *, jit_compile: bool, steps: int, repeats: int, war
         splits.train,
         batch_size=batch,
         seed=config.seed,
-        binarize=config.data.binarize,
-        dequantize=config.data.dequantize,
-        augment=config.data.augment,
+        **data_lib.train_transforms(config.data),
     )
     it = iter(ds)
     fn = setup.train_fn(jit_compile)

@@ -48,6 +48,14 @@ def parse_args(argv=None):
     p.add_argument("--log_every", type=int, default=100)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--init", default=None, help="npz of parameters to start from")
+    p.add_argument(
+        "--reduction",
+        choices=("sum", "mean"),
+        default="sum",
+        help="the loss over the batch: sum (the authors') or mean (tfvae's); with Adam this "
+        "changes only how large epsilon is next to the gradients",
+    )
+    p.add_argument("--eps", type=float, default=1e-8, help="Adam's epsilon (torch's default)")
     p.add_argument("--out", required=True)
     return p.parse_args(argv)
 
@@ -130,7 +138,7 @@ def main(argv=None):
         init = np.load(args.init)
         state = {k[len("param/") :]: torch.from_numpy(init[k]) for k in init if k[:6] == "param/"}
         model.load_state_dict(state, strict=False)
-    optim = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
+    optim = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=args.eps)
     model.train()
 
     steps_per_epoch = len(x_train) // args.batch_size  # drop_last
@@ -144,7 +152,7 @@ def main(argv=None):
         x = to_torch(x_train[order[i : i + args.batch_size]])
         loss, recon, kl = loss_terms(model, x, args.prior, args.weight)
         optim.zero_grad()
-        loss.backward()
+        (loss / args.batch_size if args.reduction == "mean" else loss).backward()
         optim.step()
         acc += np.array([loss.item(), recon.item(), kl.item()]) / args.batch_size
         if (step + 1) % args.log_every == 0:

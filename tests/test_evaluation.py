@@ -26,7 +26,7 @@ from PIL import Image
 from tests.smoke import smoke_root, smoke_workdir
 from tfvae import cli, evaluate, evaluation, metrics, trainer
 from tfvae.evaluation import context, dpvae, features
-from tools import reproduce
+from tools import reproduce, sweep
 
 CONFIGS = ("configs/vae.py", "configs/dpvae.py")
 SCALARS = {"fid", "fid_lp", "skl", "nll", "nll_bits_per_dim", "neg_elbo", "neg_elbo_bits_per_dim"}
@@ -66,7 +66,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluation")
     cache, out = str(root / "cache"), str(root / "table")
     # The same config, steps and seed as reproduce's smoke run of configs/dpvae.py.
-    shutil.copytree(smoke_workdir(smoke_root(tmp_path_factory), "dpvae"), f"{out}/dpvae")
+    shutil.copytree(smoke_workdir(smoke_root(tmp_path_factory), "dpvae"), f"{out}/dpvae/s0")
     trained, runs = [], []
     original = features.train_feature_classifier
     original_train = trainer.train_and_evaluate
@@ -76,7 +76,7 @@ def run(tmp_path_factory):
         return original(*args, **kwargs)
 
     def train(config, workdir):
-        runs.append(os.path.basename(workdir))
+        runs.append(os.path.relpath(workdir, out))
         return original_train(config, workdir)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -86,7 +86,7 @@ def run(tmp_path_factory):
             CONFIGS,
             dataset="fashion_mnist",
             steps=4,
-            seed=0,
+            seeds=(0,),
             out=out,
             # The built-in metrics only: metrics other modules register have their own tests.
             options=_options(cache, metrics=BUILTIN),
@@ -102,18 +102,18 @@ def run(tmp_path_factory):
 
 
 def _report(run, name: str) -> dict:
-    with open(os.path.join(run["out"], name, "metrics.json")) as f:
+    with open(os.path.join(run["out"], name, "s0", "metrics.json")) as f:
         return json.load(f)
 
 
 @pytest.mark.parametrize("name,space", [("vae", "z"), ("dpvae", "z0")])
 def test_evaluation_writes_every_metric_and_figure(run, name, space):
     report = _report(run, name)
-    workdir = os.path.join(run["out"], name)
+    workdir = os.path.join(run["out"], name, "s0")
     # Metrics registered by other modules may add scalars or skip; the built-in ones all ran.
     assert report["step"] == 4 and not set(report["skipped"]) & set(BUILTIN)
     # reproduce trained the VAE and resumed the copied dpVAE workdir at its last step.
-    assert run["trained"] == ["vae"]
+    assert run["trained"] == ["vae/s0"]
     assert SCALARS <= set(report["metrics"])
     assert all(math.isfinite(report["metrics"][k]) for k in SCALARS)
     m = report["metrics"]
@@ -143,7 +143,7 @@ def test_evaluation_writes_every_metric_and_figure(run, name, space):
 @pytest.fixture(scope="module")
 def dp_exp(run):
     """The trained dpVAE, loaded once for the tests that inspect or patch a model."""
-    return evaluation.load_experiment(os.path.join(run["out"], "dpvae"))
+    return evaluation.load_experiment(os.path.join(run["out"], "dpvae", "s0"))
 
 
 def test_feature_classifier_is_trained_once_and_shared(run, dp_exp):
@@ -162,11 +162,11 @@ def test_table_has_rows_columns_and_feature_network(run):
     table = run["table"]
     with open(os.path.join(run["out"], "table.md")) as f:
         assert f.read() == table
-    assert "| Method | FID | FID (LP) | sKL | NLL (nats)" in table
+    assert "| Method | seeds | FID | FID (LP) | sKL | NLL (nats)" in table
     assert "| paper FID | paper FID (LP) | paper sKL | paper NLL |" in table
     vae_fid = _report(run, "vae")["metrics"]["fid"]
     rows = [line for line in table.splitlines() if line.startswith("| VAE |")]
-    assert rows and rows[0].split("|")[2].strip() == f"{vae_fid:.1f}"
+    assert rows and rows[0].split("|")[3].strip() == f"{vae_fid:.1f}"
     assert "| dpVAE |" in table
     # Fashion-MNIST is not in the paper: its columns say so.
     assert rows[0].rstrip(" |").endswith("n/a") and "reports no numbers on fashion_mnist" in table
@@ -184,7 +184,7 @@ def test_reproduce_resumes_without_retraining_or_reevaluating(run, monkeypatch):
         CONFIGS,
         dataset="fashion_mnist",
         steps=4,
-        seed=0,
+        seeds=(0,),
         out=run["out"],
         options=options,
         smoke=True,
@@ -192,7 +192,7 @@ def test_reproduce_resumes_without_retraining_or_reevaluating(run, monkeypatch):
     assert table == run["table"]
     # Without --steps, --smoke keeps the smoke preset's 4 steps: the same finished runs.
     table = reproduce.reproduce(
-        CONFIGS, dataset="fashion_mnist", steps=None, seed=0, out=run["out"], options=options,
+        CONFIGS, dataset="fashion_mnist", steps=None, seeds=(0,), out=run["out"], options=options,
         smoke=True,
     )  # fmt: skip
     assert table == run["table"]
@@ -228,7 +228,13 @@ def test_reproduce_evaluates_only_the_missing_metrics_of_an_evaluated_workdir(
     monkeypatch.setattr(evaluation, "evaluate_workdir", fake_evaluate)
     options = _options(run["cache"], metrics=("skl", "collapse", "nll"))
     reproduce.reproduce(
-        CONFIGS[1:], dataset="fashion_mnist", steps=4, seed=0, out=out, options=options, smoke=True
+        CONFIGS[1:],
+        dataset="fashion_mnist",
+        steps=4,
+        seeds=(0,),
+        out=out,
+        options=options,
+        smoke=True,
     )
     assert evaluated == [("collapse",)]  # skl and nll are in its metrics.json already
 
@@ -238,7 +244,7 @@ def test_reproduce_evaluates_a_trained_but_unevaluated_workdir(run, tmp_path, mo
     out = str(tmp_path / "partial")
     shutil.copytree(os.path.join(run["out"], "dpvae"), os.path.join(out, "dpvae"))
     report = _report(run, "dpvae")
-    os.remove(os.path.join(out, "dpvae", "metrics.json"))
+    os.remove(os.path.join(out, "dpvae", "s0", "metrics.json"))
     evaluated = []
 
     def fake_evaluate(workdir, options):
@@ -248,10 +254,10 @@ def test_reproduce_evaluates_a_trained_but_unevaluated_workdir(run, tmp_path, mo
     monkeypatch.setattr(trainer, "train_and_evaluate", lambda *a: pytest.fail("retrained"))
     monkeypatch.setattr(evaluation, "evaluate_workdir", fake_evaluate)
     reproduce.reproduce(
-        CONFIGS[1:], dataset="fashion_mnist", steps=4, seed=0, out=out, options=None, smoke=True
+        CONFIGS[1:], dataset="fashion_mnist", steps=4, seeds=(0,), out=out, options=None, smoke=True
     )
-    assert evaluated == [os.path.join(out, "dpvae")]
-    assert reproduce.checkpoint_step(os.path.join(out, "dpvae")) == 4
+    assert evaluated == [os.path.join(out, "dpvae", "s0")]
+    assert sweep.checkpoint_step(os.path.join(out, "dpvae", "s0")) == 4
 
 
 def test_paper_numbers_are_the_methods_md_examples():
@@ -262,11 +268,11 @@ def test_paper_numbers_are_the_methods_md_examples():
     assert (mnist["beta_tc_dpvae"]["fid_lp"], mnist["beta_tc_dpvae"]["skl"]) == (133.1, 2.07)
     assert set(mnist) == set(reproduce.TABLE1_CONFIGS)
     scores = {"fid": 1.0, "fid_lp": 2.0, "skl": 0.5, "nll": 9.0}
-    fake = {"info_dpvae": {"metrics": scores, "feature_networks": {}}}
-    table = reproduce.format_table(fake, dataset="mnist", steps=1, seed=0)
+    fake = {"info_dpvae": [{"metrics": scores, "feature_networks": {}}]}
+    table = reproduce.format_table(fake, dataset="mnist", steps=1, seeds=[0])
     row = next(line for line in table.splitlines() if line.startswith("| Info-dpVAE |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1:4] == ["1.0", "2.0", "0.50"] and cells[6:9] == ["110.1", "110.5", "1.70"]
+    assert cells[1:5] == ["1", "1.0", "2.0", "0.50"] and cells[7:10] == ["110.1", "110.5", "1.70"]
 
 
 def test_metric_selection(monkeypatch):
@@ -303,7 +309,7 @@ def test_cli_runs_selected_and_registered_metrics_and_merges(run, monkeypatch):
         evaluation.METRICS, "latent_size", evaluation.MetricSpec(latent_size, False, "")
     )
     monkeypatch.setitem(evaluation.METRICS, "never", evaluation.MetricSpec(never, False, ""))
-    workdir = os.path.join(run["out"], "vae")
+    workdir = os.path.join(run["out"], "vae", "s0")
     before = _report(run, "vae")
     fv = flags.FlagValues()
     evaluate.define_flags(fv)
@@ -488,7 +494,7 @@ def test_collapse_metric_uses_num_samples_examples(run, dp_exp):
 def test_report_names_each_fid_metrics_own_feature_network(run, tmp_path, monkeypatch):
     # FID (LP) came from the classifier (the fixture); now FID alone with Inception weights.
     workdir = str(tmp_path / "vae")
-    shutil.copytree(os.path.join(run["out"], "vae"), workdir)
+    shutil.copytree(os.path.join(run["out"], "vae", "s0"), workdir)
     weights = str(tmp_path / "inception.weights.h5")
     inception = {"name": "inception_v3_pool3", "path": weights, "sha256": "0" * 64}
     monkeypatch.setattr(
@@ -510,14 +516,14 @@ def test_report_names_each_fid_metrics_own_feature_network(run, tmp_path, monkey
     text = evaluation.format_report(report)
     assert f"FID features (fid): inception_v3_pool3 {weights}" in text
     assert "FID features (fid_lp): classifier fashion_mnist_28x28x1" in text
-    table = reproduce.format_table({"vae": report}, dataset="fashion_mnist", steps=4, seed=0)
+    table = reproduce.format_table({"vae": [report]}, dataset="fashion_mnist", steps=4, seeds=[0])
     assert f"FID features (VAE FID): inception_v3_pool3 {weights}" in table
     assert "FID features (VAE FID (LP)): classifier fashion_mnist_28x28x1" in table
 
 
 def test_cli_prints_progress_and_a_table_row_per_metric(run, tmp_path, capsys):
     workdir = str(tmp_path / "vae")
-    shutil.copytree(os.path.join(run["out"], "vae"), workdir)
+    shutil.copytree(os.path.join(run["out"], "vae", "s0"), workdir)
     fv = flags.FlagValues()
     evaluate.define_flags(fv)
     fv(["evaluate", f"--workdir={workdir}", "--metrics=skl,nll", "--num_samples=100",
@@ -567,8 +573,8 @@ for args in json.loads(sys.argv[1]):
 def test_cli_user_errors_are_one_line_naming_the_flag_to_fix(run, tmp_path):
     untrained = tmp_path / "untrained"
     untrained.mkdir()
-    shutil.copy(os.path.join(run["out"], "vae", "config.json"), untrained / "config.json")
-    vae = os.path.join(run["out"], "vae")
+    shutil.copy(os.path.join(run["out"], "vae", "s0", "config.json"), untrained / "config.json")
+    vae = os.path.join(run["out"], "vae", "s0")
     cases = [
         ([f"--workdir={vae}", "--nll_samples=0"], "error: --nll_samples must be >= 1, got 0."),
         ([f"--workdir={vae}", "--num_samples=1"], "error: --num_samples must be >= 2, got 1."),

@@ -5,7 +5,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from tools import two_moons
+from tools import sweep, two_moons
 
 
 def test_smoke_figures_have_the_z0_panel_for_dp_only_and_legends(tmp_path, monkeypatch):
@@ -23,7 +23,7 @@ def test_smoke_figures_have_the_z0_panel_for_dp_only_and_legends(tmp_path, monke
     figures = two_moons.make_figures(
         ["vae", "dpvae"], seed=0, out=out, num_points=200, lp_fraction=0.1, smoke=True
     )
-    assert two_moons.checkpoint_step(os.path.join(out, "dpvae")) == 4
+    assert sweep.checkpoint_step(os.path.join(out, "dpvae")) == 4
     assert set(figures) == {"vae", "dpvae", "figure3"}
     for path in figures.values():
         with Image.open(path) as image:

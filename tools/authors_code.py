@@ -306,6 +306,54 @@ def check_checkout(checkout: str, torch_python: str) -> None:
         )
 
 
+def train_authors(
+    config,
+    workdir: str,
+    *,
+    checkout: str,
+    torch_python: str,
+    data: str,
+    threads: int = 0,
+    start: str = "authors",
+) -> dict | None:
+    """Trains the authors' model of ``config`` (its seed and ``train.num_steps``) into a tfvae
+    workdir, unless ``workdir`` holds it already; returns the authors' validation terms per
+    example (None with ``start="tfvae_init"``, which writes the untrained initialization as
+    step 0). The worker's output is kept as ``<workdir>/authors.npz``; ``data`` is an npz of
+    tfvae's splits (``export_data``), written when missing."""
+    _check_supported(config)
+    steps = 0 if start == "tfvae_init" else int(config.train.num_steps)
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, experiment_lib.CHECKPOINTS_DIR))
+    npz = os.path.join(workdir, "authors.npz")
+    if latest is not None and int(latest.rsplit("-", 1)[-1]) == steps and os.path.exists(npz):
+        result = np.load(npz)
+        return {k: float(result[f"val_{k}"]) for k in ("loss", "recon", "kl")} if steps else None
+    export_data(config, data)
+    os.makedirs(workdir, exist_ok=True)
+    run_worker(
+        config,
+        checkout=checkout,
+        torch_python=torch_python,
+        data=data,
+        seed=int(config.seed),
+        steps=steps,
+        out=npz + ".tmp.npz",
+        threads=threads,
+    )
+    os.replace(npz + ".tmp.npz", npz)  # a killed worker leaves no npz that looks finished
+    result = np.load(npz)
+    val = {k: float(result[f"val_{k}"]) for k in ("loss", "recon", "kl")} if steps else None
+    write_workdir(
+        config,
+        params_of(result),
+        workdir,
+        steps,
+        num_train=len(np.load(data)["x_train"]),
+        val_terms=val,
+    )
+    return val
+
+
 def main(argv):
     from tfvae.config_loader import load_config
 
@@ -316,38 +364,23 @@ def main(argv):
     name = os.path.splitext(os.path.basename(FLAGS.config.split(":")[0]))[0]
     os.makedirs(FLAGS.out, exist_ok=True)
     data = os.path.join(FLAGS.out, f"data_{config.data.name}.npz")
-    export_data(config, data)
-    num_train = len(np.load(data)["x_train"])
+    prefix = "authors" if FLAGS.start == "authors" else "authors_init"
     for seed in (int(s) for s in FLAGS.seeds):
         with config.unlocked():
             config.seed = seed
             config.train.num_steps = FLAGS.steps
-        steps = 0 if FLAGS.start == "tfvae_init" else FLAGS.steps
-        prefix = "authors" if FLAGS.start == "authors" else "authors_init"
-        npz = os.path.join(FLAGS.out, f"{prefix}_{name}_s{seed}.npz")
-        if not os.path.exists(npz):
-            run_worker(
-                config,
-                checkout=FLAGS.checkout,
-                torch_python=FLAGS.torch_python,
-                data=data,
-                seed=seed,
-                steps=steps,
-                out=npz,
-                threads=FLAGS.threads,
-            )
-        result = np.load(npz)
-        val = {k: float(result[f"val_{k}"]) for k in ("loss", "recon", "kl")}
         workdir = os.path.join(FLAGS.out, f"{prefix}_{name}_s{seed}")
-        write_workdir(
+        val = train_authors(
             config,
-            params_of(result),
             workdir,
-            steps,
-            num_train=num_train,
-            val_terms=val if steps else None,
+            checkout=FLAGS.checkout,
+            torch_python=FLAGS.torch_python,
+            data=data,
+            threads=FLAGS.threads,
+            start=FLAGS.start,
         )
-        print(f"{workdir}: step {steps}, the authors' validation terms {val}")
+        step = 0 if FLAGS.start == "tfvae_init" else FLAGS.steps
+        print(f"{workdir}: step {step}, the authors' validation terms {val}")
 
 
 if __name__ == "__main__":

@@ -27,12 +27,12 @@ import re
 import sys
 
 import keras
-import tensorflow as tf
 from absl import app, flags
 
-from tfvae import cli, collapse, experiment, trainer
+from tfvae import cli, collapse, experiment
 from tfvae.config_loader import load_config
 from tfvae.errors import InvalidValue
+from tools import sweep
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 # Table 1 (Omniglot, d = 32): row -> (config, argument, paper's -ELBO, KL, MI, AU).
@@ -110,10 +110,7 @@ def run(config, workdir: str, *, max_examples: int | None, iw_samples: int, seed
     if cached and cached.get("step") == steps and cached.get("settings") == settings:
         print(f"{workdir}: analyzed at step {steps}, skipped.", flush=True)
         return cached
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if latest is None or int(latest.rsplit("-", 1)[-1]) < steps:
-        print(f"{workdir}: training to step {steps}.", flush=True)
-        trainer.train_and_evaluate(config, workdir)
+    sweep.train(config, workdir)
     exp = experiment.load(workdir)
     print(f"{workdir}: analyzing.", flush=True)
     result = collapse.analyze(

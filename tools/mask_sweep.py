@@ -132,8 +132,8 @@ def run_one(
     jit_compile: str = "config",
 ) -> dict:
     """Trains (or resumes) one run and evaluates it; returns its results row."""
-    from tfvae import evaluation, trainer
     from tfvae.config_loader import load_config
+    from tools import sweep
 
     extra = [*config_args, *(mask_aae_args if model == "mask_aae" else ())]
     arg = config_arg(dataset, m, n, extra)
@@ -144,8 +144,7 @@ def run_one(
         if jit_compile != "config":
             config.train.jit_compile = jit_compile == "true"
     workdir = os.path.join(out, model, f"m{m}")
-    trainer.train_and_evaluate(config, workdir)
-    report = evaluation.evaluate_workdir(workdir, options)
+    report = sweep.run(config, workdir, options, label=f"{model} m={m}")
     scalars = report["metrics"]
     return {
         "fid": float(scalars["fid"]),

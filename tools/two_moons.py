@@ -30,9 +30,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from tfvae import cli, evaluation, trainer
+from tfvae import cli, evaluation
 from tfvae.config_loader import load_config
-from tools.reproduce import checkpoint_step
+from tools import sweep
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -102,9 +102,7 @@ def train(
         raise ValueError(f"{name}: expected a Gaussian likelihood on two moons.")
     if mse_weight is not None:
         config.model.likelihood.options.weight = mse_weight
-    if checkpoint_step(workdir) < steps:
-        print(f"{name}: training to step {steps}.", flush=True)
-        trainer.train_and_evaluate(config, workdir)
+    sweep.train(config, workdir, label=name)
     return workdir
 
 

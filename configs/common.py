@@ -249,6 +249,9 @@ def config_for(objective: str, prior: str, arg: str | None, *, hparams: dict, mn
     c = base_config()
     c.objective = objective
     c.model.prior = decoupled_prior() if prior == "decoupled" else _net("standard_normal")
+    # The authors' networks are PyTorch modules with PyTorch's default initialization; with
+    # Keras' Glorot init tfvae's standard-prior VAE trained better than theirs (issue 17).
+    c.model.initializer = "torch"
     c.hparams = ml_collections.ConfigDict(hparams)
     apply_dataset(c, args["dataset"])
     if args["dataset"] in ("fashion_mnist", "mnist"):

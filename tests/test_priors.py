@@ -11,6 +11,7 @@ import tensorflow_probability as tfp
 from tfvae import losses
 from tfvae.config_loader import load_config
 from tfvae.priors import PRIORS, DecoupledPrior, build_prior
+from tools.reproduce import TABLE1_CONFIGS
 
 tfd = tfp.distributions
 tfb = tfp.bijectors
@@ -115,6 +116,15 @@ DP_CONFIGS = (
     "factor_dpvae",
     "info_dpvae",
 )
+
+
+@pytest.mark.parametrize("name", TABLE1_CONFIGS)
+def test_table1_configs_initialize_as_the_authors_pytorch_code(name):
+    # Every network of the dpVAE reference code keeps PyTorch's default initialization.
+    config = load_config(os.path.join(REPO, "configs", f"{name}.py"))
+    assert config.model.initializer == "torch"
+    if config.model.prior.name == "decoupled":
+        assert config.model.prior.options.initializer == "torch"
 
 
 @pytest.mark.parametrize("name", DP_CONFIGS)

@@ -60,6 +60,7 @@ class Entry:
     densities: latent_map.Densities
 
     def info(self) -> dict:
+        """What ``/explore/models`` says of this model."""
         with open(os.path.join(self.map_dir, latent_map.MAP_JSON)) as f:
             description = json.load(f)
         keys = ("objective", "prior", "dataset", "step", "latent_dim", "decoupled")
@@ -263,8 +264,7 @@ def _check_port(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as e:
             raise UserError(
-                f"Cannot serve on {host}:{port}: {e.strerror or e}. Pick another --port "
-                "(--port=0 takes any free one)."
+                f"Cannot serve on {host}:{port}: {e.strerror or e}. Pick another --port."
             ) from None
 
 

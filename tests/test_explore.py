@@ -355,6 +355,10 @@ def test_samples_at_a_temperature(page, saved):
     seed = tf.constant(state["seed"], tf.int64)
     images = fn(seed=seed, temperature=tf.fill([len(state["seed"])], 0.5))["images"].numpy()
     _assert_drawn(_pixels(page, ".samples"), images, 8)
+    # The samples' codes on the map come from the export's encode signature.
+    codes = saved["dpvae"].signatures["encode"](images=tf.constant(images))
+    np.testing.assert_allclose(state["z"], codes["z_mean"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(state["z0"], codes["z0"].numpy(), atol=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -583,3 +587,14 @@ def test_setup_reports_a_failed_chromium_install(tmp_path):
         "install -y -qq chromium chromium-driver"
         in (tmp_path / "b" / "bin" / "apt.log").read_text()
     )
+
+
+def test_an_export_of_the_checkpoint_is_reused(runs, site, models, tmp_path):
+    del site  # it exported both workdirs
+    exports = str(runs / "export" / "models")
+    assert explore.find_export(models["dpvae"], exports) == ("dpvae", 1)
+    assert explore.find_export(models["vae"], exports) == ("vae", 1)
+    # Another checkpoint of the workdir has no export yet.
+    workdir = tmp_path / "dpvae"
+    shutil.copytree(runs / "runs" / "dpvae", workdir)
+    assert explore.find_export(experiment.load(str(workdir)), exports) is None

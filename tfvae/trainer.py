@@ -234,17 +234,21 @@ def _write_training_summaries(exp: Experiment, steps: int, seconds: float):
     and their input only: validation, images and checkpoints are not counted); the KL annealing
     weight when annealing is on. Call inside a writer's ``as_default``."""
     model = exp.model
+
+    def value(v) -> float:  # a Keras variable may wrap a tf.distribute MirroredVariable
+        return float(tf.convert_to_tensor(v).numpy())
+
     for name, optimizer in exp.optimizers.items():
-        tf.summary.scalar(f"train/learning_rate/{name}", float(optimizer.learning_rate))
+        tf.summary.scalar(f"train/learning_rate/{name}", value(optimizer.learning_rate))
         tracker = model.grad_norms[name]
-        if float(tracker.count) > 0:
-            tf.summary.scalar(f"train/grad_norm/{name}", float(tracker.result()))
+        if value(tracker.count) > 0:
+            tf.summary.scalar(f"train/grad_norm/{name}", value(tracker.result()))
     if steps > 0 and seconds > 0:
         examples = exp.config.train.batch_size * model.batches_per_step
         tf.summary.scalar("train/steps_per_second", steps / seconds)
         tf.summary.scalar("train/examples_per_second", steps * examples / seconds)
     if model.kl_warmup_steps > 0:
-        tf.summary.scalar("train/kl_weight", float(model.kl_weight()))
+        tf.summary.scalar("train/kl_weight", value(model.kl_weight()))
 
 
 def latent_statistics(exp: Experiment, num_batches: int | None) -> dict:

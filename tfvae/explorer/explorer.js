@@ -2,9 +2,10 @@
 //
 // The latent map (codes, 2-D positions, density grids) comes from the explorer server
 // (/explore/<i>/map.json and map.bin); log p(z) and log q(z) of a hovered code from
-// /explore/<i>/density. Every image comes from the exported SavedModel through TF Serving's
-// REST API (:predict on decode, decode_z0, generate_with_temperature): from the explorer's
-// own dev server, or from ?server=http://host:8501&model=<name>[&model2=<name>].
+// /explore/<i>/density. Every image, and the codes of random samples, come from the exported
+// SavedModel through TF Serving's REST API (:predict on decode, decode_z0,
+// generate_with_temperature, encode): from the explorer's own dev server, or from
+// ?server=http://host:8501&model=<name>[&model2=<name>].
 "use strict";
 
 const params = new URLSearchParams(window.location.search);
@@ -132,6 +133,7 @@ class MapPanel {
     this.cursor = null;
     this.line = null;
     this.slider = null;
+    this.samples = null; // codes of the last random samples (circles)
     const figure = document.createElement("figure");
     this.canvas = document.createElement("canvas");
     this.canvas.className = "map";
@@ -342,6 +344,17 @@ class MapPanel {
       ctx.lineTo(...this.line[1]);
       ctx.stroke();
     }
+    if (this.samples) {
+      ctx.strokeStyle = "#000";
+      ctx.lineWidth = 1.5;
+      for (const code of this.samples) {
+        const [x, y] = this.project(code);
+        ctx.beginPath();
+        ctx.arc(x, y, 3, 0, 2 * Math.PI);
+        ctx.stroke();
+      }
+      ctx.lineWidth = 2;
+    }
     if (this.slider) {
       const [x, y] = this.project(this.slider);
       ctx.fillStyle = "#000";
@@ -520,7 +533,14 @@ class Card {
       temperature: seed.map(() => t),
     });
     drawImages(this.$(".samples"), images, 8);
-    this.lastSamples = { seed, temperature: t };
+    // Where the samples land: encode them (the export's encode signature) and mark their codes.
+    const codes = await this.predict("encode", { images });
+    const z = codes.z_mean || codes.z;
+    for (const panel of this.panels) {
+      panel.samples = panel.space === "z0" ? codes.z0 : z;
+      panel.drawOverlay();
+    }
+    this.lastSamples = { seed, temperature: t, z, z0: codes.z0 || null };
   }
 }
 

@@ -503,6 +503,7 @@ def test_bad_input_is_one_error_line(runs, site, tmp_path):
     empty = tmp_path / "untrained"
     empty.mkdir()
     shutil.copy(runs / "runs" / "vae" / "config.json", empty)
+    # --port=0: the README command's explorer holds 8080 meanwhile.
     explorer = [sys.executable, "-m", "tfvae.explore"]
     # A port in use.
     taken = socket.socket()
@@ -527,9 +528,9 @@ def test_bad_input_is_one_error_line(runs, site, tmp_path):
     }
     (version / "assets.extra" / "tfvae_export.json").write_text(json.dumps(record))
     cases = {
-        "checkpoint": [*explorer, f"--workdir={empty}"],
+        "checkpoint": [*explorer, f"--workdir={empty}", "--port=0"],
         "port": [*explorer, f"--workdir={runs / 'runs' / 'vae'}", f"--port={port}"],
-        "decode": [*explorer, f"--workdir={broken}", f"--export_dir={exports}"],
+        "decode": [*explorer, f"--workdir={broken}", f"--export_dir={exports}", "--port=0"],
     }
     try:
         with concurrent.futures.ThreadPoolExecutor(3) as pool:

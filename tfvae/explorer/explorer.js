@@ -264,9 +264,9 @@ class MapPanel {
     const maxQ = logQ ? Math.max(...logQ) : 0;
     for (let k = 0; k < g * g; k++) {
       let rgb = [255, 255, 255];
-      if (showPrior) rgb = mix(rgb, PRIOR_RGB, 0.7 * Math.sqrt(Math.exp(logP[k] - maxP)));
+      if (showPrior) rgb = mix(rgb, PRIOR_RGB, 0.8 * Math.sqrt(Math.exp(logP[k] - maxP)));
       if (showPosterior && logQ) {
-        rgb = mix(rgb, POSTERIOR_RGB, 0.7 * Math.sqrt(Math.exp(logQ[k] - maxQ)));
+        rgb = mix(rgb, POSTERIOR_RGB, 0.5 * Math.sqrt(Math.exp(logQ[k] - maxQ)));
       }
       image.data.set([...rgb.map(Math.round), 255], 4 * k);
     }

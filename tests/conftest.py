@@ -16,6 +16,8 @@ GROUPS = {
     "tests/test_export.py": "smoke_models",
     "tests/test_serve.py": "smoke_models",
     "tests/test_mask_tools.py": "mask_sweep",
+    "tests/test_explore.py": "explore",
+    "tests/test_tensorboard.py": "tensorboard",
 }
 # Modules of long tests, longest first. Work is handed out groups first (most tests first),
 # then in collection order, so the long tests start early and both workers finish together on

@@ -123,6 +123,11 @@ class Autoencoder(keras.Model):
             aggregation="only_first_replica",  # every replica counts the same step
         )
         self.trackers = {key: keras.metrics.Mean(name=key) for key in self.terms}
+        # Per optimizer: the global norm of the gradient each update receives, before the
+        # optimizer clips it (TensorBoard's train/grad_norm/<optimizer>). Not a loss term.
+        self.grad_norms = {
+            name: keras.metrics.Mean(name=f"grad_norm_{name}") for name in self.optimizer_names
+        }
         self.optimizers: dict[str, keras.optimizers.Optimizer] = {}
 
     # ------------------------------------------------------------------------------------------
@@ -142,8 +147,8 @@ class Autoencoder(keras.Model):
 
     @property
     def metrics(self):
-        # Listed so that Keras resets them with the model's metrics.
-        return list(self.trackers.values())
+        # Listed so that Keras (and the trainer) reset them with the model's metrics.
+        return list(self.trackers.values()) + list(self.grad_norms.values())
 
     def build(self, input_shape=None):
         # Sub-networks are built by their first call (``build_all``).
@@ -281,6 +286,12 @@ class Autoencoder(keras.Model):
             # identity except under a LossScaleOptimizer (mixed_float16).
             loss = optimizer.scale_loss(reduced[phase.loss_key] / replicas)
         grads = tape.gradient(loss, variables)
+        # The norm of this replica's gradient of its mean loss, before clipping (which happens
+        # in apply_gradients) and without the loss scale; the tracker averages replicas.
+        norm = tf.linalg.global_norm([g for g in grads if g is not None])
+        self.grad_norms[phase.optimizer].update_state(
+            norm * replicas / optimizer.scale_loss(tf.constant(1.0))
+        )
         optimizer.apply_gradients(
             [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
         )

@@ -16,14 +16,16 @@ previous checkpoint as the latest readable one.
 
 import json
 import os
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from tensorboard.plugins.hparams import api as hparams_api
 
 from tfvae import aggressive as aggressive_lib
-from tfvae import collapse, distribute
+from tfvae import collapse, distribute, metrics
 from tfvae import data as data_lib
 from tfvae import experiment as experiment_lib
 from tfvae.build import resolve_jit_compile
@@ -225,6 +227,95 @@ def _write_vector_summaries(model):
         tf.summary.write(f"train/{key}_values", value)
 
 
+def _write_training_summaries(exp: Experiment, steps: int, seconds: float):
+    """Per optimizer its learning rate and mean gradient norm before clipping (``train/
+    learning_rate/<name>``, ``train/grad_norm/<name>``); ``train/steps_per_second`` and
+    ``train/examples_per_second`` over ``steps`` steps that took ``seconds`` (training steps
+    and their input only: validation, images and checkpoints are not counted); the KL annealing
+    weight when annealing is on. Call inside a writer's ``as_default``."""
+    model = exp.model
+
+    def value(v) -> float:  # a Keras variable may wrap a tf.distribute MirroredVariable
+        return float(tf.convert_to_tensor(v).numpy())
+
+    for name, optimizer in exp.optimizers.items():
+        tf.summary.scalar(f"train/learning_rate/{name}", value(optimizer.learning_rate))
+        tracker = model.grad_norms[name]
+        if value(tracker.count) > 0:
+            tf.summary.scalar(f"train/grad_norm/{name}", value(tracker.result()))
+    if steps > 0 and seconds > 0:
+        examples = exp.config.train.batch_size * model.batches_per_step
+        tf.summary.scalar("train/steps_per_second", steps / seconds)
+        tf.summary.scalar("train/examples_per_second", steps * examples / seconds)
+    if model.kl_warmup_steps > 0:
+        tf.summary.scalar("train/kl_weight", value(model.kl_weight()))
+
+
+def latent_statistics(exp: Experiment, num_batches: int | None) -> dict:
+    """Encodings of the validation split's first ``num_batches`` batches: ``z_mean`` [N, d],
+    ``z_log_var`` [N, d] (None for deterministic encoders), ``kl_per_dim`` [d] (the mean
+    KL(q(z_j|x) || N(0, 1)), for the standard-normal prior only: the decoupled prior's KL does
+    not split over dimensions; else None) and ``active_units`` (activity > 0.01)."""
+    cfg, model = exp.config, exp.model
+    ds = data_lib.eval_dataset(
+        exp.data.val, batch_size=cfg.train.batch_size, binarize=cfg.data.binarize
+    )
+    if num_batches is not None:
+        ds = ds.take(num_batches)
+    means, log_vars = [], []
+    for x in ds:
+        z_mean, z_log_var = model.encode(x)
+        means.append(z_mean.numpy())  # [B, d]
+        if z_log_var is not None:
+            log_vars.append(z_log_var.numpy())  # [B, d]
+    z_mean = np.concatenate(means)
+    z_log_var = np.concatenate(log_vars) if log_vars else None
+    kl = None
+    if z_log_var is not None and not model.decoupled:
+        kl = np.mean(0.5 * (z_mean**2 + np.exp(z_log_var) - 1.0 - z_log_var), axis=0)  # [d]
+    return {
+        "z_mean": z_mean,
+        "z_log_var": z_log_var,
+        "kl_per_dim": kl,
+        "active_units": metrics.active_units(z_mean),
+    }
+
+
+def _write_latent_histograms(stats: dict):
+    """``val/z_mean``, ``val/z_log_var``, ``val/kl_per_dim`` histograms (those that apply)."""
+    for key in ("z_mean", "z_log_var", "kl_per_dim"):
+        if stats[key] is not None:
+            tf.summary.histogram(f"val/{key}", stats[key])
+
+
+def hparams_of(config) -> dict:
+    """What the HParams dashboard compares runs by: objective, prior, dataset, latent size,
+    seed and the objective's hyperparameters (``hparams.<name>``)."""
+    out = {
+        "objective": config.objective,
+        "prior": config.model.prior.name,
+        "dataset": config.data.name,
+        "latent_dim": int(config.model.latent_dim),
+        "seed": int(config.seed),
+    }
+    for key, value in sorted(dict(config.hparams).items()):
+        if value is None or isinstance(value, (bool, int, float, str)):
+            out[f"hparams.{key}"] = "None" if value is None else value
+        else:
+            out[f"hparams.{key}"] = str(value)
+    return out
+
+
+def _write_hparams(config, write_dir: str):
+    """The run's HParams session in ``write_dir`` itself, so the dashboard finds its metrics
+    in the subfolders: ``val/<term>`` (the last is the final validation) and ``eval/<metric>``
+    (``tfvae.evaluate``)."""
+    writer = tf.summary.create_file_writer(write_dir)
+    with writer.as_default():
+        hparams_api.hparams(hparams_of(config), trial_id=os.path.basename(write_dir.rstrip("/")))
+    writer.close()
+
+
 def _write_images(exp: Experiment, writer, step: int):
     if exp.data.kind != "image":
         return
@@ -269,11 +360,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
         start_step=exp.step,
         **data_lib.train_transforms(config.data),
     )
+    if exp.restored_from is None:
+        _write_hparams(config, exp.write_dir)
     progbar = keras.utils.Progbar(cfg.num_steps, stateful_metrics=list(model.terms))
     step = exp.step
     it = iter(exp.dataset(ds))
+    # Time in training steps since the last log (steps/s, examples/s).
+    train_seconds, logged_step = 0.0, step
     while step < cfg.num_steps:
+        start = time.perf_counter()
         out = exp.train_fn(next(it))
+        train_seconds += time.perf_counter() - start
         step += 1
         last = step == cfg.num_steps
         if step % cfg.log_every == 0 or last:
@@ -285,6 +382,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 for key, value in values.items():
                     tf.summary.scalar(f"train/{key}", value)
                 _write_vector_summaries(model)
+                _write_training_summaries(exp, step - logged_step, train_seconds)
+            train_seconds, logged_step = 0.0, step
             progbar.update(step, list(values.items()))
             for tracker in model.metrics:
                 tracker.reset_state()
@@ -294,9 +393,12 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 val.update(collapse.validation_metrics(exp, cfg.val_batches))
             if exp.aggressive is not None:
                 val.update(exp.aggressive.end_of_validation(val["mutual_information"]))
+            stats = latent_statistics(exp, cfg.val_batches)
+            val.setdefault("active_units", float(stats["active_units"]))
             with writers["val"].as_default(step=step):
                 for key, value in val.items():
                     tf.summary.scalar(f"val/{key}", value)
+                _write_latent_histograms(stats)
         if step % cfg.image_every == 0 or last:
             _write_images(exp, writers["val"], step)
         if step % cfg.checkpoint_every == 0 or last:

@@ -17,6 +17,7 @@ from tfvae import experiment as experiment_lib
 from tfvae import workdir as workdir_lib
 from tfvae.evaluation.context import EvalContext
 from tfvae.evaluation.options import EvalOptions, MetricResult, MetricUndefined
+from tfvae.evaluation.projector import write_projector
 from tfvae.evaluation.registry import METRICS, select_metrics
 
 METRICS_FILE = "metrics.json"
@@ -183,7 +184,8 @@ def format_report(report: dict) -> str:
 
 
 def evaluate_workdir(workdir: str, options: EvalOptions = EvalOptions()) -> dict:
-    """Evaluates the workdir's latest checkpoint and writes metrics.json, figures, summaries.
+    """Evaluates the workdir's latest checkpoint and writes metrics.json, figures, summaries
+    and the Embedding Projector's files (``tfvae.evaluation.projector``).
 
     When metrics.json already holds results of the same checkpoint step and split, the new
     results are merged into it (so metrics can be added one at a time); otherwise it is
@@ -236,6 +238,8 @@ def evaluate_workdir(workdir: str, options: EvalOptions = EvalOptions()) -> dict
     merged = _jsonable(merged)
     _write_json(path, merged)
     _write_summaries(workdir, exp.step, report, ctx.feature_identity)
+    # The codes of the evaluation split for TensorBoard's projector tab (eval/projector/).
+    write_projector(ctx, os.path.join(workdir, "eval"))
     if options.verbose:
         print(format_report(merged), flush=True)
     return merged

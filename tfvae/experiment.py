@@ -199,6 +199,18 @@ def remove_stale_temp(directory: str) -> list[str]:
     return stale
 
 
+def _write_state(directory: str, latest: int, kept: list[int]) -> None:
+    """The ``checkpoint`` state file as CheckpointManager writes it (names relative to the
+    folder, so a copied workdir stays readable), written and renamed: never half a file."""
+    lines = [f'model_checkpoint_path: "ckpt-{latest}"']
+    lines += [f'all_model_checkpoint_paths: "ckpt-{n}"' for n in sorted(kept)]
+    path = os.path.join(directory, "checkpoint")
+    scratch = f"{path}.{os.getpid()}.tmp"
+    with open(scratch, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(scratch, path)
+
+
 class CheckpointStore:
     """Writes checkpoints ``ckpt-N`` and prunes old ones only once a new one is verified.
 
@@ -227,12 +239,7 @@ class CheckpointStore:
         verify(path)
         numbers = checkpoint_numbers(self.directory)
         kept = [n for n in numbers if n <= checkpoint_number][: self.keep]
-        # Relative names, as CheckpointManager writes them: a copied workdir stays readable.
-        tf.compat.v1.train.update_checkpoint_state(
-            self.directory,
-            os.path.basename(path),
-            all_model_checkpoint_paths=[f"ckpt-{n}" for n in kept[::-1]],
-        )
+        _write_state(self.directory, checkpoint_number, kept)
         self.latest_checkpoint = path
         # Newer numbers than this save are checkpoints the run could not restore (it resumed
         # below them); they are replaced now that a verified one is written.

@@ -93,7 +93,12 @@ def check_command_line(argv: list[str]):
     """
     spec = _flag_value(argv, "config")
     if not spec:
-        return  # absl reports the missing required flag
+        if any(re.match(r"--?(help|helpshort|helpfull|helpxml)$", arg) for arg in argv):
+            return  # absl prints the help
+        raise cli.UserError(
+            "--config is required: a config file and its argument, e.g. "
+            "--config=configs/vae.py:smoke."
+        )
     try:
         config = load_config(spec)
     except ValueError as error:

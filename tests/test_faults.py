@@ -211,3 +211,11 @@ def test_a_killed_write_leaves_no_temp_folder_behind(workdir):
     assert os.path.isdir(stale)
     trainer.train_and_evaluate(_config(num_steps=7), workdir)
     assert not os.path.exists(stale)
+
+
+def test_a_damaged_data_spec_is_named(workdir):
+    path = os.path.join(workdir, experiment.DATA_SPEC_FILE)
+    with open(path, "w") as f:
+        f.write('{"shape": [2], ')
+    with pytest.raises(UserError, match=f"{path} is damaged"):
+        experiment.load(workdir)

@@ -79,9 +79,15 @@ def read_data_spec(workdir: str, config) -> DataSpec:
         spec = DataSpec.of(data_lib.load(config.data))
         write_data_spec(workdir, spec)
         return spec
-    with open(path) as f:
-        saved = json.load(f)
-    return DataSpec(tuple(saved["shape"]), int(saved["num_train"]), saved["kind"])
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        return DataSpec(tuple(saved["shape"]), int(saved["num_train"]), saved["kind"])
+    except (ValueError, TypeError, LookupError) as error:
+        raise UserError(
+            f"{path} is damaged ({_reason(error)}): delete it, and the next load measures the "
+            "data set again and rewrites it."
+        ) from None
 
 
 def seed(config) -> None:

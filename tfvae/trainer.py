@@ -114,7 +114,7 @@ def check_config(config) -> None:
         rate = opt.learning_rate
         if not _is_number(rate) or not 0 < rate < float("inf"):
             refuse(f"optimizers.{name}.learning_rate", rate, "it must be a number > 0")
-        clip = opt.get("clipnorm")
+        clip = opt.clipnorm if "clipnorm" in opt else None
         if clip is not None and (not _is_number(clip) or not clip > 0):
             refuse(f"optimizers.{name}.clipnorm", clip, "it must be a number > 0, or None")
 

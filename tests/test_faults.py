@@ -130,9 +130,10 @@ def test_loading_falls_back_to_the_newest_checkpoint_that_restores(kind, workdir
     err = capfd.readouterr().err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     if skipped:
-        assert any(
-            f"skipped {os.path.join(workdir, 'checkpoints', skipped)}:" in w for w in warnings
-        ), err
+        directory = os.path.join(workdir, "checkpoints")
+        [line] = warnings  # one line: what was skipped, why, and what was restored instead
+        assert line.startswith(f"warning: skipped {skipped} (") and f"in {directory}; " in line
+        assert line.endswith(f"restored {os.path.join(directory, f'ckpt-{step}')}"), line
     else:
         assert not warnings, err
     # The weights are the checkpoint's, not a fresh initialization.

@@ -164,8 +164,8 @@ def restore(ckpt: tf.train.Checkpoint, workdir: str) -> str | None:
     """Restores the workdir's newest checkpoint that reads back whole into ``ckpt``.
 
     A checkpoint that fails (a missing ``.index`` or data file, a truncated, emptied or
-    bit-flipped file) is skipped with one line on stderr naming it and the reason, and the next
-    older one is tried. Nothing is written or deleted.
+    bit-flipped file) is skipped and the next older one tried; one line on stderr names those
+    skipped, why, and the one restored. Nothing is written or deleted.
 
     Returns:
       The restored checkpoint's path, or None when the workdir has no checkpoint file at all.
@@ -182,10 +182,13 @@ def restore(ckpt: tf.train.Checkpoint, workdir: str) -> str | None:
             ckpt.restore(path).assert_existing_objects_matched()
         except _UNREADABLE as error:
             skipped.append(f"ckpt-{number} ({_reason(error)})")
-            print(f"warning: skipped {path}: {_reason(error)}", file=sys.stderr, flush=True)
             continue
         if skipped:
-            print(f"warning: restored {path} instead", file=sys.stderr, flush=True)
+            print(
+                f"warning: skipped {'; '.join(skipped)} in {directory}; restored {path}",
+                file=sys.stderr,
+                flush=True,
+            )
         return path
     if skipped:
         raise UserError(

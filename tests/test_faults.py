@@ -206,14 +206,31 @@ def test_nothing_is_pruned_before_a_new_checkpoint_is_verified(workdir, monkeypa
     assert experiment.checkpoint_numbers(os.path.join(workdir, "checkpoints")) == [10, 8]
 
 
-def test_a_killed_write_leaves_no_temp_folder_behind(workdir):
-    stale = os.path.join(workdir, "checkpoints", "ckpt-8_temp")
+def test_a_killed_write_leaves_no_temp_folder_behind(workdir, capfd):
+    # Killed after TensorFlow moved the data file out of ckpt-8_temp/, before it wrote the index.
+    checkpoints = os.path.join(workdir, "checkpoints")
+    stale = os.path.join(checkpoints, "ckpt-8_temp")
     os.makedirs(stale)
     open(os.path.join(stale, "part-00000-of-00001.data-00000-of-00001"), "wb").close()
-    assert experiment.load(workdir).step == 6  # a reader ignores and keeps it
-    assert os.path.isdir(stale)
+    orphan = os.path.join(checkpoints, "ckpt-8.data-00000-of-00001")
+    shutil.copy(_data_file(workdir, 6), orphan)
+    # Never a checkpoint, so not a damaged one: readers pass over it without a warning.
+    assert experiment.load(workdir).step == 6
+    assert "warning" not in capfd.readouterr().err
+    assert os.path.isdir(stale) and os.path.exists(orphan)  # a reader deletes nothing
     trainer.train_and_evaluate(_config(num_steps=7), workdir)
-    assert not os.path.exists(stale)
+    assert not os.path.exists(stale) and not os.path.exists(orphan)
+    assert experiment.checkpoint_numbers(checkpoints) == [7, 6, 4, 2]
+
+
+def test_a_first_write_killed_half_way_is_not_a_checkpoint(tmp_path):
+    checkpoints = tmp_path / "fresh" / "checkpoints"
+    (checkpoints / "ckpt-2_temp").mkdir(parents=True)
+    (checkpoints / "ckpt-2.data-00000-of-00001").write_bytes(b"\0" * 64)
+    assert experiment.checkpoint_numbers(str(checkpoints)) == []
+    trainer.train_and_evaluate(_config(num_steps=2), str(tmp_path / "fresh"))  # starts, at 0
+    assert experiment.checkpoint_numbers(str(checkpoints)) == [2]
+    assert not (checkpoints / "ckpt-2_temp").exists()
 
 
 def test_a_damaged_data_spec_is_named(workdir):

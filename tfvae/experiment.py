@@ -36,7 +36,7 @@ CHECKPOINTS_DIR = "checkpoints"
 # the ``checkpoint`` state file, which a kill or an editor can lose or damage.
 _CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)\.(?:index|data-\d+-of-\d+)$")
 # What a checkpoint write killed half-way leaves behind (TensorFlow's sharded-save scratch).
-_TEMP_DIR = re.compile(r"^ckpt-\d+_temp$")
+_TEMP_DIR = re.compile(r"^ckpt-(\d+)_temp$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,12 +121,21 @@ def checkpoint_numbers(directory: str) -> list[int]:
 
     Read from the files themselves: a missing or garbled ``checkpoint`` state file hides no
     checkpoint, and a checkpoint missing a file is still listed (restoring it then fails and
-    says why).
+    says why). Not listed: a write that was killed before its ``.index`` (``_incomplete``).
     """
     if not os.path.isdir(directory):
         return []
     found = {int(m[1]) for m in map(_CHECKPOINT_FILE.match, os.listdir(directory)) if m}
-    return sorted(found, reverse=True)
+    return sorted(found - _incomplete(directory), reverse=True)
+
+
+def _incomplete(directory: str) -> set[int]:
+    """The N of writes killed half-way: their ``ckpt-N_temp/`` is still there and ``ckpt-N.index``
+    was never written (TensorFlow renames the data files, then writes the index, then deletes
+    the scratch folder). Not a checkpoint that was damaged: one that never was."""
+    names = os.listdir(directory)
+    temps = {int(m[1]) for m in map(_TEMP_DIR.match, names) if m}
+    return {n for n in temps if f"ckpt-{n}.index" not in names}
 
 
 def checkpoint_path(directory: str, number: int) -> str:
@@ -199,12 +208,23 @@ def restore(ckpt: tf.train.Checkpoint, workdir: str) -> str | None:
 
 
 def remove_stale_temp(directory: str) -> list[str]:
-    """Deletes the ``ckpt-N_temp/`` folders of checkpoint writes that were killed; their names."""
+    """Deletes what killed checkpoint writes left: ``ckpt-N_temp/`` folders and the data files
+    of a write that never got its index (``_incomplete``). Returns the names deleted."""
     if not os.path.isdir(directory):
         return []
-    stale = [n for n in sorted(os.listdir(directory)) if _TEMP_DIR.match(n)]
+    incomplete = _incomplete(directory)
+    stale = [
+        name
+        for name in sorted(os.listdir(directory))
+        if _TEMP_DIR.match(name)
+        or ((m := _CHECKPOINT_FILE.match(name)) and int(m[1]) in incomplete)
+    ]
     for name in stale:
-        shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+        path = os.path.join(directory, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
     return stale
 
 

@@ -29,8 +29,9 @@ Content-Length, unread (413); the example count is checked as soon as the JSON i
 before any value is converted; a body not received within ``--request_timeout`` seconds ends
 the connection (408); PUT, DELETE, HEAD, OPTIONS and unknown methods get 405. At most
 ``--max_connections`` connections are served at once (more get 429) and at most
-``PARSE_WORKERS`` bodies are parsed and run at once, so memory stays bounded by about
-``max_connections x max_body_bytes`` plus what those workers parse.
+``PARSE_WORKERS`` bodies over ``SMALL_BODY_BYTES`` are parsed and run at once (small ones never
+wait behind them), so memory stays bounded by about ``max_connections x max_body_bytes`` plus
+what those workers parse.
 
 With ``--grpc_port`` (needs the ``tensorflow-serving-api`` package) it also answers
 ``PredictionService.Predict``/``GetModelMetadata`` and ``ModelService.GetModelStatus``.
@@ -39,6 +40,7 @@ Models are loaded with ``tf.saved_model.load`` only: this module imports no tfva
 so it serves any SavedModel with predict signatures.
 """
 
+import contextlib
 import json
 import math
 import re
@@ -82,6 +84,7 @@ MAX_BODY_BYTES = 64 << 20  # the largest --max_body_bytes default, whatever the 
 DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 64
 PARSE_WORKERS = 4
+SMALL_BODY_BYTES = 64 << 10  # parsed without waiting for one of the PARSE_WORKERS slots
 # TF Serving's URL grammar for models (http_rest_api_handler.cc).
 _MODEL_URL = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]{1,18})|/labels/(?P<label>[^/:]+))?"
@@ -239,7 +242,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self.store.get(name, version).metadata()
         if method == "POST" and suffix == ":predict":
             servable = self.store.get(name, version)
-            with self.parse_slots:
+            # Large bodies queue for a parse slot (their parsed JSON is what costs memory);
+            # small ones never wait behind them.
+            slot = self.parse_slots if len(body) > SMALL_BODY_BYTES else contextlib.nullcontext()
+            with slot:
                 signature, arrays, fmt = parse_predict_request(
                     body, servable, max_batch=self.max_batch
                 )

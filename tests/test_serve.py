@@ -49,7 +49,7 @@ SERVER = textwrap.dedent(
         extra = sorted(
             m for m in sys.modules
             if m.split(".")[0] in roots
-            and m not in ("tfvae", "tfvae.serve", "tfvae.cli", "tfvae.errors")
+            and m not in ("tfvae", "tfvae.serve", "tfvae.serving", "tfvae.cli", "tfvae.errors")
         )
         print("IMPORTED", extra, flush=True)
         return make_server(*args, **kwargs)

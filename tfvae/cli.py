@@ -10,19 +10,35 @@ a missing or unwritable file print
 on stderr and exits with status 2. ``TFVAE_TRACEBACK=1`` shows the full traceback instead,
 for debugging tfvae itself. Anything else is a bug and keeps its traceback: an arbitrary
 ``KeyError`` or ``ValueError`` is not taken for bad input.
+
+Flag mistakes are bad input too: an unknown flag, a missing required one, a value of the
+wrong type or out of its bounds print one ``error:`` line and exit with 2 (absl itself prints
+a two-line ``FATAL`` and exits with 1). A run that stopped on purpose (``TrainingStopped``: a
+NaN loss) prints one ``error:`` line and exits with status 1.
 """
 
 import contextlib
 import os
 import sys
 
-from absl import app
+from absl import app, flags
 
-from tfvae.errors import InvalidValue, UserError
+from tfvae.errors import InvalidValue, TrainingStopped, UserError
 
 EXIT_USER_ERROR = 2
+EXIT_STOPPED = 1
 
-__all__ = ["EXIT_USER_ERROR", "USER_ERRORS", "InvalidValue", "UserError", "describe", "run"]
+__all__ = [
+    "EXIT_STOPPED",
+    "EXIT_USER_ERROR",
+    "USER_ERRORS",
+    "InvalidValue",
+    "TrainingStopped",
+    "UserError",
+    "describe",
+    "parse_flags",
+    "run",
+]
 
 # What the command line reports in one line: tfvae's own input errors and file errors.
 USER_ERRORS = (
@@ -38,7 +54,8 @@ def describe(error: BaseException) -> str:
     """The one-line (or few-line) message for ``error``."""
     # KeyError's str() is the repr of its argument; show the text itself.
     text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
-    return str(text).strip() or type(error).__name__
+    text = " ".join(str(text).split())  # one line, whatever the exception's text holds
+    return text or type(error).__name__
 
 
 @contextlib.contextmanager
@@ -46,10 +63,25 @@ def user_errors_exit():
     """Inside: a user error prints ``error: ...`` and exits with 2 (or re-raises, debugging)."""
     try:
         yield
-    except USER_ERRORS as error:
+    except (*USER_ERRORS, TrainingStopped, app.UsageError) as error:
         if os.environ.get("TFVAE_TRACEBACK"):
             raise
-        print(f"error: {describe(error)}", file=sys.stderr)
+        print(f"error: {describe(error)}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_STOPPED if isinstance(error, TrainingStopped) else EXIT_USER_ERROR)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with its errors as one ``error:`` line and exit status 2.
+
+    Covers an unknown flag, a missing required flag, a value of the wrong type or outside its
+    bounds (``--port=99999``), and ml_collections' ``--config`` overrides of the wrong type.
+    """
+    try:
+        return flags.FLAGS(argv)
+    except (flags.Error, ValueError, TypeError, AttributeError, OverflowError) as error:
+        if os.environ.get("TFVAE_TRACEBACK"):
+            raise
+        print(f"error: {describe(error)}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
 
 
@@ -60,4 +92,4 @@ def run(main, argv=None) -> None:
         with user_errors_exit():
             return main(args)
 
-    app.run(guarded, argv=argv)
+    app.run(guarded, argv=argv, flags_parser=parse_flags)

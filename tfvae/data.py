@@ -529,7 +529,7 @@ def static_binarize(x: np.ndarray, seed: int = STATIC_BINARIZE_SEED) -> np.ndarr
 
 def _check_transforms(x: np.ndarray, binarize: str, dequantize: bool) -> None:
     if binarize not in BINARIZE_MODES:
-        raise ValueError(f"Unknown binarize {binarize!r}. Valid: {', '.join(BINARIZE_MODES)}.")
+        raise InvalidValue(f"Unknown binarize {binarize!r}. Valid: {', '.join(BINARIZE_MODES)}.")
     if dequantize and binarize != "none":
         raise ValueError(
             f"dequantize=True conflicts with binarize={binarize!r}: binary pixels are not "
@@ -578,7 +578,7 @@ def train_dataset(
     augment_fn = registry.lookup(augment_lib.AUGMENTATIONS, augment, "augmentation")
     n = len(x)
     if not 1 <= batch_size <= n:
-        raise ValueError(f"batch_size={batch_size} must be in [1, {n}] for {n} examples.")
+        raise InvalidValue(f"batch_size={batch_size} must be in [1, {n}] for {n} examples.")
     if start_step < 0:
         raise ValueError(f"start_step={start_step} must be >= 0.")
     if binarize == "static":

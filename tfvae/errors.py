@@ -15,3 +15,11 @@ class InvalidValue(UserError, ValueError):
 
     A ``ValueError`` too, so Python callers catch it as they catch any bad argument.
     """
+
+
+class TrainingStopped(Exception):
+    """A run that stopped on purpose, not on bad input: a NaN or infinite loss or weight.
+
+    The message names the cause and the checkpoint kept; the command line prints it in one line
+    and exits with status 1.
+    """

@@ -18,6 +18,9 @@ loading the data set.
 import dataclasses
 import json
 import os
+import re
+import shutil
+import sys
 
 import keras
 import tensorflow as tf
@@ -25,9 +28,15 @@ import tensorflow as tf
 from tfvae import data as data_lib
 from tfvae import workdir as workdir_lib
 from tfvae.build import build_model, build_optimizers
+from tfvae.errors import UserError
 
 DATA_SPEC_FILE = "data_spec.json"
 CHECKPOINTS_DIR = "checkpoints"
+# ``ckpt-N.index`` and ``ckpt-N.data-K-of-M``: a checkpoint is found by its files, never only by
+# the ``checkpoint`` state file, which a kill or an editor can lose or damage.
+_CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)\.(?:index|data-\d+-of-\d+)$")
+# What a checkpoint write killed half-way leaves behind (TensorFlow's sharded-save scratch).
+_TEMP_DIR = re.compile(r"^ckpt-(\d+)_temp$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,9 +79,15 @@ def read_data_spec(workdir: str, config) -> DataSpec:
         spec = DataSpec.of(data_lib.load(config.data))
         write_data_spec(workdir, spec)
         return spec
-    with open(path) as f:
-        saved = json.load(f)
-    return DataSpec(tuple(saved["shape"]), int(saved["num_train"]), saved["kind"])
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        return DataSpec(tuple(saved["shape"]), int(saved["num_train"]), saved["kind"])
+    except (ValueError, TypeError, LookupError) as error:
+        raise UserError(
+            f"{path} is damaged ({_reason(error)}): delete it, and the next load measures the "
+            "data set again and rewrites it."
+        ) from None
 
 
 def seed(config) -> None:
@@ -101,16 +116,172 @@ def checkpoint(model, optimizers: dict) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(model=model, **{f"optimizer_{k}": v for k, v in optimizers.items()})
 
 
+def checkpoint_numbers(directory: str) -> list[int]:
+    """The steps N of every ``ckpt-N`` with a file in ``directory``, newest first.
+
+    Read from the files themselves: a missing or garbled ``checkpoint`` state file hides no
+    checkpoint, and a checkpoint missing a file is still listed (restoring it then fails and
+    says why). Not listed: a write that was killed before its ``.index`` (``_incomplete``).
+    """
+    if not os.path.isdir(directory):
+        return []
+    found = {int(m[1]) for m in map(_CHECKPOINT_FILE.match, os.listdir(directory)) if m}
+    return sorted(found - _incomplete(directory), reverse=True)
+
+
+def _incomplete(directory: str) -> set[int]:
+    """The N of writes killed half-way: their ``ckpt-N_temp/`` is still there and ``ckpt-N.index``
+    was never written (TensorFlow renames the data files, then writes the index, then deletes
+    the scratch folder). Not a checkpoint that was damaged: one that never was."""
+    names = os.listdir(directory)
+    temps = {int(m[1]) for m in map(_TEMP_DIR.match, names) if m}
+    return {n for n in temps if f"ckpt-{n}.index" not in names}
+
+
+def checkpoint_path(directory: str, number: int) -> str:
+    return os.path.join(directory, f"ckpt-{number}")
+
+
 def latest_checkpoint(workdir: str) -> str | None:
-    return tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINTS_DIR))
+    """The newest ``ckpt-N`` of a workdir by its files (readable or not), or None."""
+    directory = os.path.join(workdir, CHECKPOINTS_DIR)
+    numbers = checkpoint_numbers(directory)
+    return checkpoint_path(directory, numbers[0]) if numbers else None
+
+
+def verify(path: str) -> None:
+    """Reads every tensor of checkpoint ``path``: raises if a file is missing, short or fails
+    its checksum (TensorFlow checks each tensor's CRC32C as it reads it)."""
+    reader = tf.train.load_checkpoint(path)
+    for key in reader.get_variable_to_shape_map():
+        reader.get_tensor(key)
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of an error, short enough for a one-line message."""
+    lines = str(error).strip().splitlines()
+    text = lines[0].strip() if lines else type(error).__name__
+    return text if len(text) <= 160 else text[:160] + "..."
+
+
+# What a damaged or foreign checkpoint raises on reading or restoring: TensorFlow's I/O and
+# format errors, and the object-graph mismatches of ``assert_existing_objects_matched``.
+_UNREADABLE = (tf.errors.OpError, ValueError, AssertionError, LookupError, TypeError, OSError)
 
 
 def restore(ckpt: tf.train.Checkpoint, workdir: str) -> str | None:
-    """Restores the workdir's latest checkpoint into ``ckpt``; its path, or None if none."""
-    latest = latest_checkpoint(workdir)
-    if latest:
-        ckpt.restore(latest).assert_existing_objects_matched()
-    return latest
+    """Restores the workdir's newest checkpoint that reads back whole into ``ckpt``.
+
+    A checkpoint that fails (a missing ``.index`` or data file, a truncated, emptied or
+    bit-flipped file) is skipped and the next older one tried; one line on stderr names those
+    skipped, why, and the one restored. Nothing is written or deleted.
+
+    Returns:
+      The restored checkpoint's path, or None when the workdir has no checkpoint file at all.
+
+    Raises:
+      UserError: the workdir holds checkpoints and none of them restores.
+    """
+    directory = os.path.join(workdir, CHECKPOINTS_DIR)
+    skipped = []
+    for number in checkpoint_numbers(directory):
+        path = checkpoint_path(directory, number)
+        try:
+            verify(path)
+            ckpt.restore(path).assert_existing_objects_matched()
+        except _UNREADABLE as error:
+            skipped.append(f"ckpt-{number} ({_reason(error)})")
+            continue
+        if skipped:
+            print(
+                f"warning: skipped {'; '.join(skipped)} in {directory}; restored {path}",
+                file=sys.stderr,
+                flush=True,
+            )
+        return path
+    if skipped:
+        raise UserError(
+            f"No checkpoint in {directory} restores: {'; '.join(skipped)}. Nothing was changed; "
+            "move the damaged files out of the folder, or train in another --workdir."
+        )
+    return None
+
+
+def remove_stale_temp(directory: str) -> list[str]:
+    """Deletes what killed checkpoint writes left: ``ckpt-N_temp/`` folders and the data files
+    of a write that never got its index (``_incomplete``). Returns the names deleted."""
+    if not os.path.isdir(directory):
+        return []
+    incomplete = _incomplete(directory)
+    stale = [
+        name
+        for name in sorted(os.listdir(directory))
+        if _TEMP_DIR.match(name)
+        or ((m := _CHECKPOINT_FILE.match(name)) and int(m[1]) in incomplete)
+    ]
+    for name in stale:
+        path = os.path.join(directory, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+    return stale
+
+
+def _write_state(directory: str, latest: int, kept: list[int]) -> None:
+    """The ``checkpoint`` state file as CheckpointManager writes it (names relative to the
+    folder, so a copied workdir stays readable), written and renamed: never half a file."""
+    lines = [f'model_checkpoint_path: "ckpt-{latest}"']
+    lines += [f'all_model_checkpoint_paths: "ckpt-{n}"' for n in sorted(kept)]
+    path = os.path.join(directory, "checkpoint")
+    scratch = f"{path}.{os.getpid()}.tmp"
+    with open(scratch, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(scratch, path)
+
+
+class CheckpointStore:
+    """Writes checkpoints ``ckpt-N`` and prunes old ones only once a new one is verified.
+
+    ``tf.train.CheckpointManager`` trusts its ``checkpoint`` state file: deleted or garbled, the
+    manager forgot every checkpoint, and a fresh run then pruned the intact ones. Here the
+    files are the record: ``save`` writes ``ckpt-N``, reads every tensor back, then rewrites the
+    state file (for ``tf.train.latest_checkpoint`` and TensorBoard) and only then deletes what
+    is beyond the newest ``keep``.
+
+    Args:
+      ckpt: what to save (``checkpoint(model, optimizers)``).
+      directory: this worker's checkpoint folder.
+      keep: how many checkpoints to keep (the newest).
+      latest: the checkpoint the run started from (``restore``'s result), or None.
+    """
+
+    def __init__(self, ckpt: tf.train.Checkpoint, directory: str, *, keep: int, latest=None):
+        self.checkpoint, self.directory, self.keep = ckpt, directory, keep
+        self.latest_checkpoint = latest
+
+    def save(self, checkpoint_number: int) -> str:
+        # Counted as CheckpointManager counts: restoring creates the counter, so every
+        # checkpoint holds it (an older one written by the manager does too).
+        self.checkpoint.save_counter.assign_add(1)
+        path = self.checkpoint.write(checkpoint_path(self.directory, checkpoint_number))
+        verify(path)
+        numbers = checkpoint_numbers(self.directory)
+        kept = [n for n in numbers if n <= checkpoint_number][: self.keep]
+        _write_state(self.directory, checkpoint_number, kept)
+        self.latest_checkpoint = path
+        # Newer numbers than this save are checkpoints the run could not restore (it resumed
+        # below them); they are replaced now that a verified one is written.
+        for number in numbers:
+            if number not in kept:
+                self._delete(number)
+        return path
+
+    def _delete(self, number: int) -> None:
+        prefix = f"ckpt-{number}."
+        for name in os.listdir(self.directory):
+            if name.startswith(prefix) and _CHECKPOINT_FILE.match(name):
+                os.remove(os.path.join(self.directory, name))
 
 
 class Experiment:

@@ -22,6 +22,17 @@ request (bad JSON, unknown signature or input, wrong dtype or shape, more than
 version gets 404; the server keeps serving. The dev server is stricter than TF Serving in one
 way: a columnar request naming an input the signature lacks is rejected, not silently ignored.
 
+Nothing a client sends gets a 5xx: every refusal is a 4xx with TF Serving's ``{"error": ...}``
+body and no Python exception text. A body over ``--max_body_bytes`` (by default room for
+``--max_batch`` of the largest example any signature takes) is refused from its
+Content-Length, unread (413); the example count is checked as soon as the JSON is parsed,
+before any value is converted; a body not received within ``--request_timeout`` seconds ends
+the connection (408); PUT, DELETE, HEAD, OPTIONS and unknown methods get 405. At most
+``--max_connections`` connections are served at once (more get 429) and at most
+``PARSE_WORKERS`` bodies over ``SMALL_BODY_BYTES`` are parsed and run at once (small ones never
+wait behind them), so memory stays bounded by about ``max_connections x max_body_bytes`` plus
+what those workers parse.
+
 With ``--grpc_port`` (needs the ``tensorflow-serving-api`` package) it also answers
 ``PredictionService.Predict``/``GetModelMetadata`` and ``ModelService.GetModelStatus``.
 
@@ -29,526 +40,186 @@ Models are loaded with ``tf.saved_model.load`` only: this module imports no tfva
 so it serves any SavedModel with predict signatures.
 """
 
+import contextlib
 import json
-import os
+import math
 import re
+import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
-from google.protobuf import json_format
-from tensorflow.core.protobuf import saved_model_pb2
+from absl import flags, logging
 
 from tfvae import cli
-
-DEFAULT_SIGNATURE = "serving_default"
-DEFAULT_MAX_BATCH = 256
-MAX_BODY_BYTES = 64 << 20
-# What tfvae.export writes next to each SavedModel (tfvae.export.EXPORT_INFO; not imported, so
-# the server loads no tfvae model code).
-TFVAE_EXPORT_INFO = os.path.join("assets.extra", "tfvae_export.json")
-# JSON numbers a float32 holds exactly: integers up to 2^24 - 1 (TF Serving's lossless rule).
-_FLOAT32_MAX_INT = (1 << 24) - 1
-_INT_RANGES = {
-    tf.int64: (-(1 << 63), (1 << 63) - 1),
-    tf.int32: (-(1 << 31), (1 << 31) - 1),
-    tf.int16: (-(1 << 15), (1 << 15) - 1),
-    tf.int8: (-(1 << 7), (1 << 7) - 1),
-    tf.uint8: (0, (1 << 8) - 1),
-}
-# TF Serving's URL grammar for models (http_rest_api_handler.cc).
-_MODEL_URL = re.compile(
-    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
-    r"(?P<suffix>/metadata|:[A-Za-z]+)?$"
+from tfvae.serving import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_SIGNATURE,
+    ModelStore,
+    Servable,
+    ServingError,
+    _bad,
+    format_predict_response,
+    parse_predict_request,
 )
 
+__all__ = [
+    "DEFAULT_MAX_BATCH",
+    "DEFAULT_SIGNATURE",
+    "ModelStore",
+    "Servable",
+    "ServingError",
+    "default_max_body_bytes",
+    "make_grpc_server",
+    "make_server",
+]
 
-class ServingError(Exception):
-    """A request the server refuses: ``status`` is the HTTP code, the message is the error."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _bad(message: str) -> ServingError:
-    return ServingError(400, message)
-
-
-def _json_str(value) -> str:
-    """A JSON value for an error message, shortened the way a person wants to read it."""
-    text = json.dumps(value)
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _shape_str(shape) -> str:
-    return "[" + ",".join("-1" if d is None else str(d) for d in shape) + "]"
-
-
-# ----------------------------------------------------------------------------------------------
-# Models
-# ----------------------------------------------------------------------------------------------
-class Servable:
-    """One loaded version of one model.
-
-    Attributes:
-      name, version, path: what and where.
-      signatures: signature name -> the loaded function (keyword arguments = input aliases).
-      inputs, outputs: signature name -> {alias: tf.TensorSpec}.
-      signature_defs: signature name -> the ``SignatureDef`` proto read from saved_model.pb.
-    """
-
-    def __init__(self, name: str, version: int, path: str):
-        self.name, self.version, self.path = name, version, path
-        self._loaded = tf.saved_model.load(path)  # keeps the variables alive
-        self.signatures = dict(self._loaded.signatures)
-        self.inputs = {k: dict(f.structured_input_signature[1]) for k, f in self.signatures.items()}
-        self.outputs = {k: dict(f.structured_outputs) for k, f in self.signatures.items()}
-        proto = saved_model_pb2.SavedModel()
-        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-            proto.ParseFromString(f.read())
-        meta_graph = next(m for m in proto.meta_graphs if "serve" in m.meta_info_def.tags)
-        self.signature_defs = {
-            k: v for k, v in meta_graph.signature_def.items() if k in self.signatures
-        }
-        # tfvae.export's signatures take one row per example in every input (seed and
-        # temperature, z and seed): their counts are checked before the model runs, with a
-        # message naming the inputs, instead of failing an in-graph assertion.
-        self.rows_match = os.path.exists(os.path.join(path, TFVAE_EXPORT_INFO))
-
-    def input_specs(self, signature: str) -> dict:
-        if signature not in self.signatures:
-            raise _bad(
-                f'Serving signature name: "{signature}" not found in signature def. Model '
-                f"{self.name} version {self.version} has: {', '.join(sorted(self.signatures))}."
-            )
-        return self.inputs[signature]
-
-    def run(self, signature: str, arrays: dict, *, max_batch: int | None = None) -> dict:
-        """Checks ``arrays`` against the signature and runs it; returns numpy outputs.
-
-        Raises:
-          ServingError(400): unknown signature or input, missing input, wrong dtype or shape,
-            more than ``max_batch`` examples, or an error raised by the model's ops.
-        """
-        specs = self.input_specs(signature)
-        missing, extra = sorted(set(specs) - set(arrays)), sorted(set(arrays) - set(specs))
-        if missing or extra:
-            raise _bad(
-                f"input size does not match signature {signature!r}: expected inputs "
-                f"{{{','.join(sorted(specs))}}}. Sent extra: {{{','.join(extra)}}}. Missing but "
-                f"required: {{{','.join(missing)}}}."
-            )
-        feeds = {}
-        for alias, spec in specs.items():
-            value = np.asarray(arrays[alias])
-            if value.dtype != spec.dtype.as_numpy_dtype:
-                raise _bad(
-                    f"Input {alias!r} of signature {signature!r} must be {spec.dtype.name}; got "
-                    f"{value.dtype}."
-                )
-            if not spec.shape.is_compatible_with(value.shape):
-                raise _bad(
-                    f"Input {alias!r} of signature {signature!r} must have shape "
-                    f"{_shape_str(spec.shape.as_list())} (-1: any size); got "
-                    f"{_shape_str(value.shape)}."
-                )
-            batched = spec.shape.rank and spec.shape[0] is None
-            if max_batch is not None and batched and value.shape[0] > max_batch:
-                raise _bad(
-                    f"Input {alias!r} holds {value.shape[0]} examples; this server answers at "
-                    f"most {max_batch} per request (--max_batch). Split the request."
-                )
-            feeds[alias] = tf.convert_to_tensor(value, spec.dtype)
-        if self.rows_match:
-            _check_row_counts(feeds)
-        try:
-            outputs = self.signatures[signature](**feeds)
-        except (tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
-            raise _bad(_op_error_message(e.message)) from None
-        except tf.errors.OpError as e:
-            raise ServingError(500, e.message) from None
-        return {k: v.numpy() for k, v in outputs.items()}
-
-    def metadata(self) -> dict:
-        """TF Serving's GetModelMetadata response, as JSON."""
-        defs = {
-            k: json_format.MessageToDict(
-                v, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
-            )
-            for k, v in sorted(self.signature_defs.items())
-        }
-        return {
-            "model_spec": {"name": self.name, "signature_name": "", "version": str(self.version)},
-            "metadata": {"signature_def": {"signature_def": defs}},
-        }
-
-
-def _check_row_counts(feeds: dict) -> None:
-    """ServingError(400) unless every input has the same number of rows (``seed`` first)."""
-    names = sorted(feeds, key=lambda k: (k != "seed", k))
-    batched = [k for k in names if feeds[k].shape.rank]
-    if len(batched) < 2:
-        return
-    first = batched[0]
-    n = int(feeds[first].shape[0])
-
-    def one(name):
-        return name if feeds[name].shape.rank == 1 else f"row of {name}"
-
-    for other in batched[1:]:
-        m = int(feeds[other].shape[0])
-        if m != n:
-            unit = "values" if feeds[first].shape.rank == 1 else "rows"
-            if n == 1:
-                unit = unit[:-1]
-            raise _bad(
-                f"{first} has {n} {unit} and {other} {m}: give one {one(other)} per {one(first)}."
-            )
-
-
-def _op_error_message(message: str) -> str:
-    """The line a person needs from a TensorFlow op error (an in-graph assertion's text)."""
-    for line in message.splitlines():
-        if "assertion failed:" in line:
-            return line.strip()
-    return message
-
-
-def _version_dirs(folder: str) -> dict[int, str]:
-    if not os.path.isdir(folder):
-        return {}
-    return {
-        int(v): os.path.join(folder, v)
-        for v in os.listdir(folder)
-        if v.isdigit() and os.path.exists(os.path.join(folder, v, "saved_model.pb"))
-    }
-
-
-class ModelStore:
-    """Every version of every model under ``base_path``, loaded at start.
-
-    Args:
-      base_path: a folder of models ``<name>/<N>/`` (``tfvae.export``'s ``export/models``), or
-        one model's folder ``<N>/`` (TF Serving's ``--model_base_path``).
-      model_name: the name for a single model's folder (default: the folder's name).
-    """
-
-    def __init__(self, base_path: str, *, model_name: str | None = None):
-        if not os.path.isdir(base_path):
-            raise FileNotFoundError(f"--model_base_path {base_path!r} is not a folder.")
-        self.models: dict[str, dict[int, Servable]] = {}
-        single = _version_dirs(base_path)
-        if single:
-            folders = {model_name or os.path.basename(os.path.normpath(base_path)): base_path}
-        else:
-            folders = {n: os.path.join(base_path, n) for n in sorted(os.listdir(base_path))}
-        for name, folder in folders.items():
-            found = _version_dirs(folder)
-            if found:
-                self.models[name] = {v: Servable(name, v, p) for v, p in sorted(found.items())}
-                logging.info("Loaded model %s versions %s.", name, sorted(found))
-        if not self.models:
-            raise FileNotFoundError(
-                f"No SavedModel under {base_path!r}: expected <name>/<N>/saved_model.pb "
-                "(export one with `python -m tfvae.export --workdir=...`)."
-            )
-
-    def get(self, name: str, version: int | None = None) -> Servable:
-        """The requested version, or the newest; ServingError(404) if there is none."""
-        found = self.models.get(name)
-        if found is None:
-            raise ServingError(
-                404,
-                f"Servable not found for request: Latest({name}). Models served: "
-                f"{', '.join(sorted(self.models))}.",
-            )
-        if version is None:
-            return found[max(found)]
-        if version not in found:
-            raise ServingError(
-                404,
-                f"Servable not found for request: Specific({name}, {version}). Versions of "
-                f"{name}: {', '.join(map(str, sorted(found)))}.",
-            )
-        return found[version]
-
-    def status(self, name: str, version: int | None = None) -> dict:
-        """TF Serving's GetModelStatus response, as JSON."""
-        self.get(name, version)  # 404 for an unknown model or version
-        versions = [version] if version is not None else sorted(self.models[name])
-        return {
-            "model_version_status": [
-                {
-                    "version": str(v),
-                    "state": "AVAILABLE",
-                    "status": {"error_code": "OK", "error_message": ""},
-                }
-                for v in versions
-            ]
-        }
-
-
-# ----------------------------------------------------------------------------------------------
-# TF Serving's JSON tensor format
-# ----------------------------------------------------------------------------------------------
-def _is_b64(value) -> bool:
-    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
-
-
-def _dense_shape(value) -> list[int]:
-    """The shape read along first elements, as TF Serving does."""
-    shape = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        if not value:
-            break
-        value = value[0]
-    return shape
-
-
-def _check_scalar(value, dtype: tf.DType):
-    def type_error():
-        kind = {bool: "True/False", dict: "Object", str: "String", type(None): "Null"}.get(
-            type(value), "Number"
-        )
-        return _bad(
-            f"JSON Value: {_json_str(value)} Type: {kind} is not of expected type: {dtype.name}"
-        )
-
-    if dtype.is_floating:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise type_error()
-        if dtype == tf.float32:
-            too_big = isinstance(value, int) and abs(value) > _FLOAT32_MAX_INT
-            out_of_range = isinstance(value, float) and np.isfinite(value) and abs(value) > 3.4e38
-            if too_big or out_of_range:
-                raise _bad(
-                    f"Cannot convert JSON value: {value} to float without loss of precision."
-                )
-        return value
-    if dtype in _INT_RANGES:
-        lo, hi = _INT_RANGES[dtype]
-        if type(value) is not int or not lo <= value <= hi:
-            raise type_error()
-        return value
-    if dtype == tf.bool:
-        if type(value) is not bool:
-            raise type_error()
-        return value
-    raise _bad(f"Conversion of JSON Value: {_json_str(value)} to type: {dtype.name} unsupported.")
-
-
-def json_to_array(value, dtype: tf.DType) -> np.ndarray:
-    """A dense numpy array from a JSON value, checked the way TF Serving checks it.
-
-    Every leaf must sit at depth rank and every list at one depth must have the size of the
-    first one (no ragged lists); values must have the input's type (int64 wants JSON integers,
-    float32 any number it holds exactly).
-    """
-    shape = _dense_shape(value)
-    rank = len(shape)
-    flat = []
-
-    def fill(v, level):
-        if not isinstance(v, list):
-            if level != rank:
-                raise _bad(
-                    f"JSON Value: {_json_str(v)} found at incorrect level: {level + 1} in the "
-                    f"JSON DOM. Expected at level: {rank}"
-                )
-            flat.append(_check_scalar(v, dtype))
-            return
-        if level >= rank:
-            raise _bad(f"Encountered list at unexpected level: {level} expected < {rank}")
-        if len(v) != shape[level]:
-            raise _bad(
-                f"Encountered list at unexpected size: {len(v)} at level: {level} expected "
-                f"size: {shape[level]}"
-            )
-        if level == rank - 1 and all(type(x) in (int, float) for x in v):
-            if dtype.is_floating or dtype in _INT_RANGES:
-                # Fast path for a row of plain numbers: check, then extend in one go.
-                for x in v:
-                    _check_scalar(x, dtype)
-                flat.extend(v)
-                return
-        for x in v:
-            fill(x, level + 1)
-
-    fill(value, 0)
-    return np.array(flat, dtype=dtype.as_numpy_dtype).reshape(shape)
-
-
-def _row_inputs(instances: list, specs: dict) -> dict:
-    if not instances:
-        raise _bad("JSON Value: instances: No values in 'instances' array")
-    names = sorted(specs)
-    objects = isinstance(instances[0], dict) and not _is_b64(instances[0])
-    if not objects and len(specs) > 1:
-        raise _bad(
-            "instances is a plain list, but expecting list of objects as multiple input tensors "
-            f"required as per tensorinfo_map: {{{','.join(names)}}}"
-        )
-    rows = {name: [] for name in names}
-    for i, item in enumerate(instances):
-        item_is_object = isinstance(item, dict) and not _is_b64(item)
-        if objects != item_is_object:
-            raise _bad(
-                f"Expecting {'object' if objects else 'value/list'} but got "
-                f"{'object' if item_is_object else 'list'} at item {i} of input list"
-            )
-        if not objects:
-            item = {names[0]: item}
-        if set(item) != set(names):
-            raise _bad(
-                f"Failed to process element: {i} of 'instances' list. JSON object: "
-                f"{_json_str(item)} keys must be equal to: {','.join(names)}"
-            )
-        for name in names:
-            try:
-                rows[name].append(json_to_array(item[name], specs[name].dtype))
-            except ServingError as e:
-                raise _bad(
-                    f"Failed to process element: {i} key: {name} of 'instances' list. Error: "
-                    f"{e.message}"
-                ) from None
-    out = {}
-    for name, values in rows.items():
-        first = values[0].shape
-        for i, v in enumerate(values):
-            if v.shape != first:
-                raise _bad(
-                    f"Failed to process element: {i} key: {name} of 'instances' list. Error: "
-                    f"Expecting shape {_shape_str(first)} but got: {_shape_str(v.shape)}"
-                )
-        out[name] = np.stack(values)
-    return out
-
-
-def _columnar_inputs(inputs, specs: dict) -> dict:
-    names = sorted(specs)
-    if not isinstance(inputs, dict) or _is_b64(inputs):
-        if len(specs) > 1:
-            raise _bad(
-                "inputs is a plain value/list, but expecting an object as multiple input "
-                f"tensors required as per tensorinfo_map: {{{','.join(names)}}}"
-            )
-        return {names[0]: _named_input(inputs, names[0], specs)}
-    extra = sorted(set(inputs) - set(names))
-    if extra:
-        raise _bad(
-            f"Unknown named input(s): {', '.join(extra)} in 'inputs' object; the signature "
-            f"takes {{{','.join(names)}}}."
-        )
-    out = {}
-    for name in names:
-        if name not in inputs:
-            raise _bad(f"Missing named input: {name} in 'inputs' object.")
-        out[name] = _named_input(inputs[name], name, specs)
-    return out
-
-
-def _named_input(value, name: str, specs: dict) -> np.ndarray:
-    """``json_to_array`` for input ``name`` of a columnar request; errors name the input."""
-    try:
-        return json_to_array(value, specs[name].dtype)
-    except ServingError as e:
-        raise _bad(f"Failed to process input: {name} of 'inputs'. Error: {e.message}") from None
-
-
-def parse_predict_request(body: bytes, servable: Servable) -> tuple[str, dict, str]:
-    """(signature name, input arrays, "row" | "columnar") from a :predict request body."""
-    if not body:
-        raise _bad("JSON Parse error: The document is empty")
-    try:
-        request = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        where = f" at offset: {e.pos}" if isinstance(e, json.JSONDecodeError) else ""
-        raise _bad(f"JSON Parse error: {getattr(e, 'msg', e)}{where}") from None
-    if not isinstance(request, dict):
-        raise _bad(f"JSON Value: {_json_str(request)} Is not object")
-    signature = request.get("signature_name", DEFAULT_SIGNATURE)
-    if not isinstance(signature, str):
-        raise _bad(
-            "JSON Value: signature_name not formatted correctly. 'signature_name' key must be a "
-            "string value."
-        )
-    specs = servable.input_specs(signature)
-    has_rows, has_columns = "instances" in request, "inputs" in request
-    if has_rows and has_columns:
-        raise _bad(
-            "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist"
-        )
-    if has_rows:
-        if not isinstance(request["instances"], list):
-            raise _bad("Excepting 'instances' to be an list/array")
-        return signature, _row_inputs(request["instances"], specs), "row"
-    if has_columns:
-        return signature, _columnar_inputs(request["inputs"], specs), "columnar"
-    raise _bad("Missing 'inputs' or 'instances' key")
-
-
-def array_to_json(array: np.ndarray):
-    """Nested lists; float32 values written with their shortest exact decimal (as TF Serving)."""
-    if array.dtype == np.float32:
-        # str(float32) is the shortest decimal that reads back as the same float32.
-        return np.array(array.astype(str), dtype=np.float64).tolist()
-    if array.dtype.kind in "SO":
-        return np.vectorize(lambda b: b.decode() if isinstance(b, bytes) else b)(array).tolist()
-    return array.tolist()
-
-
-def format_predict_response(outputs: dict, fmt: str) -> dict:
-    """TF Serving's response: ``predictions`` (row) or ``outputs`` (columnar)."""
-    names = sorted(outputs)
-    if fmt == "columnar":
-        if len(names) == 1:
-            return {"outputs": array_to_json(outputs[names[0]])}
-        return {"outputs": {k: array_to_json(outputs[k]) for k in names}}
-    sizes = {k: (outputs[k].shape[0] if outputs[k].ndim else None) for k in names}
-    if len(set(sizes.values())) != 1 or None in sizes.values():
-        raise ServingError(
-            500, f"Outputs have different batch sizes {sizes}; use the columnar 'inputs' format."
-        )
-    columns = {k: array_to_json(outputs[k]) for k in names}
-    if len(names) == 1:
-        return {"predictions": columns[names[0]]}
-    n = next(iter(sizes.values()))
-    return {"predictions": [{k: columns[k][i] for k in names} for i in range(n)]}
+# A predict body's size per value of its largest input (a JSON float written in full, its comma
+# and brackets), and per example (an object's keys in the row format): the default body bound.
+BODY_BYTES_PER_VALUE = 32
+BODY_BYTES_PER_EXAMPLE = 256
+MIN_BODY_BYTES = 1 << 20
+MAX_BODY_BYTES = 64 << 20  # the largest --max_body_bytes default, whatever the models take
+DEFAULT_REQUEST_TIMEOUT = 30.0
+DEFAULT_MAX_CONNECTIONS = 64
+PARSE_WORKERS = 4
+SMALL_BODY_BYTES = 64 << 10  # parsed without waiting for one of the PARSE_WORKERS slots
+# TF Serving's URL grammar for models (http_rest_api_handler.cc).
+_MODEL_URL = re.compile(
+    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]{1,18})|/labels/(?P<label>[^/:]+))?"
+    r"(?P<suffix>/metadata|:[A-Za-z]+)?$"
+)
 
 
 # ----------------------------------------------------------------------------------------------
 # HTTP
 # ----------------------------------------------------------------------------------------------
 class _Handler(BaseHTTPRequestHandler):
+    """TF Serving's REST API; subclass it to add routes (``make_server(handler=...)``).
+
+    Class attributes set by ``make_server``: ``store``, ``max_batch``, ``max_body_bytes``,
+    ``timeout`` (seconds to receive a request line, headers or body) and ``parse_slots`` (a
+    semaphore bounding how many bodies are parsed and run at once).
+    """
+
     protocol_version = "HTTP/1.1"
     server_version = "tfvae-serve"
     store: ModelStore
     max_batch: int
+    max_body_bytes: int = MAX_BODY_BYTES
+    timeout = DEFAULT_REQUEST_TIMEOUT
+    parse_slots = threading.BoundedSemaphore(PARSE_WORKERS)
 
     def log_message(self, format, *args):
         logging.info("%s %s", self.address_string(), format % args)
 
-    def _reply(self, status: int, payload: dict):
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def _reply(self, status: int, payload: dict, *, body: bool = True):
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if status == 405:
+                self.send_header("Allow", "GET, POST")
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+            self.wfile.flush()
+        except OSError:  # the client went away: nothing to answer, nothing to log
+            self.close_connection = True
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (a bad request line, headers too long, an unknown method)
+        as TF Serving's JSON error; never a 5xx, which would blame the server."""
+        if code >= 500:
+            code = 405 if code == 501 else 400
+        if code == 405:
+            message = f"Method {self.command!r} is not served: use GET or POST."
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # a request line that did not parse
+            self.request_version = "HTTP/1.0"  # a status line and headers, not bare JSON
+        payload = {"error": message or self.responses.get(code, ("Bad request",))[0]}
+        # A request line that failed to parse has no command; HEAD wants headers only.
+        self._reply(code, payload, body=getattr(self, "command", None) != "HEAD")
 
     def _read_body(self) -> bytes:
-        length = self.headers.get("Content-Length", "0")
-        if not length.isdigit():
-            self.close_connection = True
-            raise _bad(f"Bad Content-Length header {length!r}.")
-        if int(length) > MAX_BODY_BYTES:
+        if "Transfer-Encoding" in self.headers:
             self.close_connection = True  # the body stays unread
-            raise ServingError(413, f"Request body over {MAX_BODY_BYTES} bytes.")
-        return self.rfile.read(int(length))
+            raise ServingError(411, "Send the body with a Content-Length header, not chunked.")
+        length = self.headers.get("Content-Length", "0").strip()
+        if not (length.isascii() and length.isdigit() and len(length) <= 18):
+            self.close_connection = True
+            raise _bad(f"Bad Content-Length header {length[:40]!r}.")
+        size = int(length)
+        if size > self.max_body_bytes:
+            self.close_connection = True
+            self._unread = size  # discarded after the answer, so the client gets to read it
+            raise self._too_large(size)
+        # The whole body within ``timeout``: a client sending a byte at a time cannot hold
+        # this thread longer than that.
+        deadline = time.monotonic() + self.timeout
+        chunks, received = [], 0
+        try:
+            while received < size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(remaining)
+                chunk = self.rfile.read1(min(size - received, 1 << 20))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                received += len(chunk)
+        except TimeoutError:
+            self.close_connection = True
+            raise ServingError(
+                408, f"Request body not received within {self.timeout:g} s (--request_timeout)."
+            ) from None
+        finally:
+            self.connection.settimeout(self.timeout)
+        if received < size:
+            self.close_connection = True
+            raise _bad(f"Request body ended after {received} of {size} bytes.")
+        return b"".join(chunks)
+
+    _unread = 0
+
+    def _too_large(self, size: int) -> ServingError:
+        return ServingError(
+            413,
+            f"Request body of {size} bytes is over this server's {self.max_body_bytes} "
+            "(--max_body_bytes); split the request.",
+        )
+
+    def handle_expect_100(self):
+        """``Expect: 100-continue`` (curl's large uploads): refuse a body that is too large
+        before the client sends it."""
+        length = self.headers.get("Content-Length", "0").strip()
+        if length.isascii() and length.isdigit() and int(length) > self.max_body_bytes:
+            self.close_connection = True
+            error = self._too_large(int(length))
+            self._reply(error.status, {"error": error.message})
+            return False
+        return super().handle_expect_100()
+
+    def _discard_body(self):
+        """Reads and drops what is left of a refused body, for at most ``timeout`` seconds and
+        in small pieces: closing with unread data would reset the connection and lose the
+        answer on its way to the client."""
+        deadline, left = time.monotonic() + min(self.timeout, 5.0), self._unread
+        self._unread = 0
+        try:
+            while left > 0 and time.monotonic() < deadline:
+                self.connection.settimeout(max(deadline - time.monotonic(), 0.001))
+                chunk = self.rfile.read1(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
 
     def _route(self, method: str):
         # Read the whole body first, so a keep-alive connection stays in step on any error.
@@ -556,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         match = _MODEL_URL.match(path)
         if not match:
-            raise ServingError(404, f"Malformed request: {method} {path}")
+            raise ServingError(404, f"Malformed request: {method} {path[:200]}")
         name, suffix = match["name"], match["suffix"]
         version = int(match["version"]) if match["version"] else None
         if match["label"]:
@@ -571,31 +242,99 @@ class _Handler(BaseHTTPRequestHandler):
             return self.store.get(name, version).metadata()
         if method == "POST" and suffix == ":predict":
             servable = self.store.get(name, version)
-            signature, arrays, fmt = parse_predict_request(body, servable)
-            outputs = servable.run(signature, arrays, max_batch=self.max_batch)
-            return format_predict_response(outputs, fmt)
+            # Large bodies queue for a parse slot (their parsed JSON is what costs memory);
+            # small ones never wait behind them.
+            slot = self.parse_slots if len(body) > SMALL_BODY_BYTES else contextlib.nullcontext()
+            with slot:
+                signature, arrays, fmt = parse_predict_request(
+                    body, servable, max_batch=self.max_batch
+                )
+                outputs = servable.run(signature, arrays, max_batch=self.max_batch)
+                return format_predict_response(outputs, fmt)
         if method == "POST" and suffix in (":classify", ":regress"):
             raise _bad(
                 f"{suffix[1:]} is not served: the exported signatures are predict signatures; "
                 "use :predict."
             )
-        raise ServingError(404, f"Malformed request: {method} {path}")
+        raise ServingError(404, f"Malformed request: {method} {path[:200]}")
 
     def _handle(self, method: str):
         try:
             status, payload = 200, self._route(method)
         except ServingError as e:
             status, payload = e.status, {"error": e.message}
-        except Exception as e:  # the server keeps serving whatever one request does
-            logging.exception("Request %s %s failed.", method, self.path)
-            status, payload = 500, {"error": f"Internal error: {type(e).__name__}: {e}"}
+        except (RecursionError, MemoryError):
+            status, payload = 400, {"error": "Request too large or nested too deep to process."}
+        except Exception:  # the server keeps serving whatever one request does
+            logging.exception("Request %s %s failed.", method, self.path[:200])
+            status, payload = 500, {"error": "Internal error; the server log has the details."}
         self._reply(status, payload)
+        if self._unread:
+            self._discard_body()
+
+    def _not_allowed(self):
+        self.send_error(405)
 
     def do_GET(self):
         self._handle("GET")
 
     def do_POST(self):
         self._handle("POST")
+
+    do_PUT = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _not_allowed
+
+
+class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` at once; a client that hangs up
+    or times out is one log line, not a traceback."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address, handler, *, max_connections: int):
+        self.connection_slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address):
+        if not self.connection_slots.acquire(blocking=False):
+            body = json.dumps({"error": "Too many connections; retry shortly."}).encode()
+            try:
+                request.settimeout(1.0)
+                request.sendall(
+                    b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connection_slots.release()
+
+    def handle_error(self, request, client_address):
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            logging.info("%s: connection ended (%s).", client_address[0], type(error).__name__)
+            return
+        logging.exception("Connection from %s failed.", client_address[0])
+
+
+def default_max_body_bytes(store: ModelStore, max_batch: int) -> int:
+    """Room for ``max_batch`` examples of the largest input any signature takes, in JSON."""
+    largest = 1
+    for versions in store.models.values():
+        for servable in versions.values():
+            for specs in servable.inputs.values():
+                for spec in specs.values():
+                    dims = spec.shape.as_list()[1:] if spec.shape.rank else []
+                    values = math.prod(d or 1 for d in dims)
+                    largest = max(largest, values * BODY_BYTES_PER_VALUE + BODY_BYTES_PER_EXAMPLE)
+    return min(max(MIN_BODY_BYTES, largest * max_batch), MAX_BODY_BYTES)
 
 
 def make_server(
@@ -604,16 +343,28 @@ def make_server(
     port: int = 8501,
     *,
     max_batch: int = DEFAULT_MAX_BATCH,
+    max_body_bytes: int | None = None,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    handler: type = _Handler,
 ) -> ThreadingHTTPServer:
     """A threaded HTTP server for ``store`` (port 0: any free port, see ``server_port``).
 
-    Call ``serve_forever()`` (e.g. in a thread) and ``shutdown()``; each request runs in its
-    own thread.
+    Call ``serve_forever()`` (e.g. in a thread) and ``shutdown()``; each connection runs in its
+    own thread. ``max_body_bytes=None``: ``default_max_body_bytes(store, max_batch)``.
+    ``handler``: ``_Handler`` or a subclass of it.
     """
-    handler = type("Handler", (_Handler,), {"store": store, "max_batch": int(max_batch)})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    if max_body_bytes is None:
+        max_body_bytes = default_max_body_bytes(store, max_batch)
+    attributes = {
+        "store": store,
+        "max_batch": int(max_batch),
+        "max_body_bytes": int(max_body_bytes),
+        "timeout": float(request_timeout),
+        "parse_slots": threading.BoundedSemaphore(PARSE_WORKERS),
+    }
+    bound = type("Handler", (handler,), attributes)
+    return _Server((host, port), bound, max_connections=int(max_connections))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -731,14 +482,41 @@ def _define_flags():
     flags.DEFINE_string("model_base_path", "export/models", "Folder of <name>/<N>/ models.")
     flags.DEFINE_string("model_name", None, "Name when --model_base_path is one model's folder.")
     flags.DEFINE_string("host", "127.0.0.1", "Address to bind (0.0.0.0: every interface).")
-    flags.DEFINE_integer("port", 8501, "REST port (TF Serving's default 8501; 0: any free).")
-    flags.DEFINE_integer("grpc_port", None, "Also serve gRPC here (TF Serving's default 8500).")
-    flags.DEFINE_integer("max_batch", DEFAULT_MAX_BATCH, "Most examples in one request.")
+    ports = {"lower_bound": 0, "upper_bound": 65535}
+    flags.DEFINE_integer(
+        "port", 8501, "REST port (TF Serving's default 8501; 0: any free).", **ports
+    )
+    flags.DEFINE_integer(
+        "grpc_port", None, "Also serve gRPC here (TF Serving's default 8500).", **ports
+    )
+    flags.DEFINE_integer(
+        "max_batch", DEFAULT_MAX_BATCH, "Most examples in one request.", lower_bound=1
+    )
+    flags.DEFINE_integer(
+        "max_body_bytes",
+        None,
+        "Largest request body read (413 above it). Default: room for --max_batch examples of "
+        f"the largest input any signature takes, at least {MIN_BODY_BYTES} and at most "
+        f"{MAX_BODY_BYTES}.",
+        lower_bound=1,
+    )
+    flags.DEFINE_float(
+        "request_timeout",
+        DEFAULT_REQUEST_TIMEOUT,
+        "Seconds to receive a request's line, headers and body (408 after, connection closed).",
+        lower_bound=0.001,
+    )
+    flags.DEFINE_integer(
+        "max_connections",
+        DEFAULT_MAX_CONNECTIONS,
+        "Connections served at once (429 beyond).",
+        lower_bound=1,
+    )
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        raise cli.UserError(f"Unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
     store = ModelStore(f.model_base_path, model_name=f.model_name)
     grpc_server = None
@@ -757,11 +535,20 @@ def main(argv):
         grpc_server.start()
         print(f"gRPC on {f.host}:{grpc_port}", flush=True)
     try:
-        server = make_server(store, f.host, f.port, max_batch=f.max_batch)
-    except OSError as e:
+        server = make_server(
+            store,
+            f.host,
+            f.port,
+            max_batch=f.max_batch,
+            max_body_bytes=f.max_body_bytes,
+            request_timeout=f.request_timeout,
+            max_connections=f.max_connections,
+        )
+    except (OSError, OverflowError) as e:
         if grpc_server is not None:
             grpc_server.stop(0)
-        raise cli.UserError(f"Cannot serve REST on {f.host}:{f.port}: {e.strerror or e}.") from None
+        reason = getattr(e, "strerror", None) or e
+        raise cli.UserError(f"Cannot serve REST on {f.host}:{f.port}: {reason}.") from None
     models = ", ".join(f"{n} {sorted(v)}" for n, v in sorted(store.models.items()))
     # Tests and scripts read this line to find the port when --port=0.
     print(f"Serving {models} on http://{f.host}:{server.server_port}", flush=True)

@@ -9,8 +9,10 @@ argument if one is given (``configs/info_dpvae.py:smoke`` -> ``runs/info_dpvae_s
 workdir is printed at start. Re-running the same command resumes from the workdir's latest
 checkpoint. Watch it with ``tensorboard --logdir=<workdir>``.
 
-A bad config argument, a misspelled override or an unknown name ends in one ``error:`` line
-(exit status 2; ``TFVAE_TRACEBACK=1`` shows the traceback, ``tfvae.cli``).
+A bad config argument, a misspelled override, a value of the wrong type or out of range, an
+unknown name or flag ends in one ``error:`` line (exit status 2; ``TFVAE_TRACEBACK=1`` shows the
+traceback, ``tfvae.cli``), and the workdir is left as it was: nothing is written before the
+whole config has been checked. A NaN stop is one ``error:`` line too (exit status 1).
 """
 
 import difflib
@@ -91,7 +93,12 @@ def check_command_line(argv: list[str]):
     """
     spec = _flag_value(argv, "config")
     if not spec:
-        return  # absl reports the missing required flag
+        if any(re.match(r"--?(help|helpshort|helpfull|helpxml)$", arg) for arg in argv):
+            return  # absl prints the help
+        raise cli.UserError(
+            "--config is required: a config file and its argument, e.g. "
+            "--config=configs/vae.py:smoke."
+        )
     try:
         config = load_config(spec)
     except ValueError as error:
@@ -105,6 +112,10 @@ def check_command_line(argv: list[str]):
 def main(argv):
     if len(argv) > 1:
         raise cli.UserError(f"Unexpected arguments: {argv[1:]}")
+    if FLAGS.workdir is not None and not FLAGS.workdir.strip():
+        raise InvalidValue(
+            "--workdir is empty: give a folder, or leave the flag out for runs/<config>."
+        )
     from tfvae import trainer  # TensorFlow: imported once the command line is known to be good
 
     workdir = FLAGS.workdir or default_workdir(config_flags.get_config_filename(FLAGS["config"]))

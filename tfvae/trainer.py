@@ -9,9 +9,16 @@ The workdir is the record and the resume point:
 Re-running the same command restores the latest checkpoint and continues from its step. The
 input pipeline is deterministic by step (``tfvae.data.train_dataset``) and the model's random
 state lives in its ``SeedGenerator`` variable, so a resumed run repeats exactly what an
-uninterrupted run would have done. ``tf.train.CheckpointManager`` writes a checkpoint's files
-before it atomically rewrites the ``checkpoint`` index, so a kill during a write leaves the
-previous checkpoint as the latest readable one.
+uninterrupted run would have done.
+
+Checkpoints are found by their files (``tfvae.experiment.checkpoint_numbers``): a run over a
+workdir that holds any resumes from the newest that restores, skipping damaged ones with a
+warning, and refuses to start when none restores; a new checkpoint is read back before older
+ones are pruned (``tfvae.experiment.CheckpointStore``).
+
+Nothing is written into the workdir until the whole config has been checked: the values
+(``check_config``), the data (the training pipeline is built first) and, when resuming, that
+only the fields in ``RESUMABLE`` differ from the workdir's ``config.json``.
 """
 
 import json
@@ -28,12 +35,90 @@ from tfvae import aggressive as aggressive_lib
 from tfvae import collapse, distribute, metrics
 from tfvae import data as data_lib
 from tfvae import experiment as experiment_lib
+from tfvae import workdir as workdir_lib
 from tfvae.build import resolve_jit_compile
-from tfvae.errors import InvalidValue
+from tfvae.errors import InvalidValue, TrainingStopped
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(FloatingPointError, TrainingStopped):
     """A loss term became NaN or infinite; training stopped before saving it."""
+
+
+# train.<field>: the smallest valid value. Every one is a count or a period in steps.
+TRAIN_MINIMUM = {
+    "num_steps": 1,
+    "batch_size": 1,
+    "log_every": 1,
+    "eval_every": 1,
+    "image_every": 1,
+    "checkpoint_every": 1,
+    "keep_checkpoints": 1,
+    "num_images": 1,
+}
+# What a resumed run may change: how long it runs, how often it logs, evaluates, draws images
+# and saves, where the data files live and how the step is executed. Anything else (the model,
+# the objective, the data's values, the optimizers, the batch size, the seed) would make the
+# restored state and config.json disagree with what runs; a resumed run refuses it.
+RESUMABLE = (
+    "train.num_steps",
+    "train.log_every",
+    "train.eval_every",
+    "train.val_batches",
+    "train.image_every",
+    "train.num_images",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.collapse_metrics",
+    "train.jit_compile",
+    "train.deterministic",
+    "data.data_dir",
+    "data.download",
+    "data.path",
+    "distribution.",
+)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+
+
+def check_config(config) -> None:
+    """Refuses values a run cannot use, naming the field, the value and what is valid.
+
+    The data's own values (batch size against the data set's size, binarization, augmentation)
+    are checked when the training pipeline is built, also before anything is written.
+
+    Raises:
+      InvalidValue: the first invalid field.
+    """
+
+    def refuse(field: str, value, valid: str):
+        raise InvalidValue(f"--config.{field}={value!r} is invalid: {valid}.")
+
+    for field, low in TRAIN_MINIMUM.items():
+        value = config.train[field]
+        if not _is_int(value) or value < low:
+            refuse(f"train.{field}", value, f"it must be an integer >= {low}")
+    val_batches = config.train.val_batches
+    if val_batches is not None and (not _is_int(val_batches) or val_batches < 1):
+        refuse("train.val_batches", val_batches, "it must be an integer >= 1, or None (all)")
+    if not _is_int(config.seed):
+        refuse("seed", config.seed, "it must be an integer")
+    if config.data.binarize not in data_lib.BINARIZE_MODES:
+        refuse(
+            "data.binarize", config.data.binarize, f"valid: {', '.join(data_lib.BINARIZE_MODES)}"
+        )
+    for name, opt in config.optimizers.items():
+        rate = opt.learning_rate
+        if not _is_number(rate) or not 0 < rate < float("inf"):
+            refuse(f"optimizers.{name}.learning_rate", rate, "it must be a number > 0")
+        clip = opt.clipnorm if "clipnorm" in opt else None
+        if clip is not None and (not _is_number(clip) or not clip > 0):
+            refuse(f"optimizers.{name}.clipnorm", clip, "it must be a number > 0, or None")
 
 
 def image_grid(images: np.ndarray, rows: int | None = None) -> np.ndarray:
@@ -79,14 +164,14 @@ class Experiment:
                     self.model, config, self.data.train
                 )
             self.checkpoint = experiment_lib.checkpoint(self.model, self.optimizers)
-        self.manager = tf.train.CheckpointManager(
+        # Every worker resumes from the chief's checkpoints (the newest that restores).
+        self.restored_from = experiment_lib.restore(self.checkpoint, workdir) if restore else None
+        self.manager = experiment_lib.CheckpointStore(
             self.checkpoint,
             os.path.join(self.write_dir, experiment_lib.CHECKPOINTS_DIR),
-            max_to_keep=config.train.keep_checkpoints,
-            step_counter=self.model.step,
+            keep=config.train.keep_checkpoints,
+            latest=self.restored_from,
         )
-        # Every worker resumes from the chief's checkpoints.
-        self.restored_from = experiment_lib.restore(self.checkpoint, workdir) if restore else None
         self.train_fn = self._replicated(
             self.model.train_step, resolve_jit_compile(config.train.jit_compile)
         )
@@ -166,23 +251,53 @@ def _check_finite_weights(exp: "Experiment", step: int):
         )
 
 
-def _check_workdir(config, workdir: str):
-    """Refuses a workdir whose checkpoints belong to another objective.
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
-    A config.json without checkpoints holds nothing to resume (a run that failed before its
-    first checkpoint) and does not block the workdir.
+
+def _resumable(field: str) -> bool:
+    return any(field == r or (r.endswith(".") and field.startswith(r)) for r in RESUMABLE)
+
+
+def _check_workdir(config, workdir: str):
+    """Refuses a workdir whose checkpoints belong to another run.
+
+    Another objective is refused, and so is a change of any field outside ``RESUMABLE``: the
+    restored model and optimizers would not be what the new value says (a new learning rate,
+    for one, was ignored by the restored optimizer). A config.json without checkpoints holds
+    nothing to resume (a run that failed before its first checkpoint) and does not block the
+    workdir.
     """
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path) or not tf.train.latest_checkpoint(
-        os.path.join(workdir, "checkpoints")
-    ):
+    if not workdir:
+        raise InvalidValue("--workdir is empty: give the folder to train in.")
+    path = os.path.join(workdir, workdir_lib.CONFIG_FILE)
+    if not os.path.exists(path) or experiment_lib.latest_checkpoint(workdir) is None:
         return
-    with open(path) as f:
-        previous = json.load(f).get("objective")
-    if previous != config.objective:
+    stored = workdir_lib.load_config(workdir)
+    if stored.objective != config.objective:
         raise InvalidValue(
-            f"Workdir {workdir} holds a {previous!r} run; this config trains "
+            f"Workdir {workdir} holds a {stored.objective!r} run; this config trains "
             f"{config.objective!r}. Use another --workdir."
+        )
+    old = _flatten(json.loads(stored.to_json_best_effort()))
+    new = _flatten(json.loads(config.to_json_best_effort()))
+    missing = "(absent)"
+    changed = [
+        f"{field} is {old.get(field, missing)!r} in {path}, {new.get(field, missing)!r} here"
+        for field in sorted(set(old) | set(new))
+        if old.get(field, missing) != new.get(field, missing) and not _resumable(field)
+    ]
+    if changed:
+        raise InvalidValue(
+            f"A resumed run cannot change {'; '.join(changed)}. It may change only "
+            f"{', '.join(r.rstrip('.') for r in RESUMABLE)}. Drop the override, or train in "
+            "another --workdir."
         )
 
 
@@ -330,18 +445,45 @@ def _write_images(exp: Experiment, writer, step: int):
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-    """Trains ``config`` in ``workdir``, resuming from its latest checkpoint.
+    """Trains ``config`` in ``workdir``, resuming from its newest checkpoint that restores.
 
     Returns the final validation loss terms.
+
+    Raises:
+      InvalidValue: a config value no run can use, or one a resumed run cannot change; the
+        workdir is left as it was.
+      UserError: the workdir holds checkpoints and none restores (left as it was).
+      NonFiniteLossError: a loss or a weight became NaN or infinite (the last good checkpoint
+        stays the newest).
     """
+    check_config(config)
     _check_workdir(config, workdir)
-    # Built (and the data loaded) before anything is written: a misspelled name must not leave
-    # a config.json behind.
+    # Everything that can refuse the config runs before anything is written: the model is
+    # built, the data loaded, the checkpoint restored and the training pipeline made (which
+    # checks the batch size against the data), so a refused run leaves the workdir as it was.
     exp = Experiment(config, workdir)
+    model, cfg = exp.model, config.train
+    batch = cfg.batch_size * model.batches_per_step
+    if batch > len(exp.data.train):
+        per_step = (
+            f" x {model.batches_per_step} batches per step" if batch != cfg.batch_size else ""
+        )
+        raise InvalidValue(
+            f"--config.train.batch_size={cfg.batch_size} is invalid: it must be at most the "
+            f"{len(exp.data.train)} training examples of {config.data.name!r}{per_step}."
+        )
+    ds = data_lib.train_dataset(
+        exp.data.train,
+        batch_size=batch,
+        seed=config.seed,
+        start_step=exp.step,
+        **data_lib.train_transforms(config.data),
+    )
     _write_config(config, workdir)
     # What tfvae.experiment.load needs to rebuild the model without loading the data set.
     experiment_lib.write_data_spec(workdir, exp.spec)
-    model, cfg = exp.model, config.train
+    for name in experiment_lib.remove_stale_temp(exp.manager.directory):
+        logging.info("Removed %s, left by a killed checkpoint write.", name)
     totals = {phase.loss_key for phase in model.phases()}
     if exp.restored_from:
         logging.info("Resumed from %s at step %d.", exp.restored_from, exp.step)
@@ -352,14 +494,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
         split: tf.summary.create_file_writer(os.path.join(exp.write_dir, split))
         for split in ("train", "val")
     }
-    batch = cfg.batch_size * model.batches_per_step
-    ds = data_lib.train_dataset(
-        exp.data.train,
-        batch_size=batch,
-        seed=config.seed,
-        start_step=exp.step,
-        **data_lib.train_transforms(config.data),
-    )
     if exp.restored_from is None:
         _write_hparams(config, exp.write_dir)
     progbar = keras.utils.Progbar(cfg.num_steps, stateful_metrics=list(model.terms))

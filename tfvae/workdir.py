@@ -13,6 +13,8 @@ import os
 
 import ml_collections
 
+from tfvae.errors import UserError
+
 CONFIG_FILE = "config.json"
 
 
@@ -40,6 +42,11 @@ def _fill_missing(target: dict, defaults: dict) -> None:
             _fill_missing(target[key], value)
 
 
+def _one_line(error: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
     """The locked config a workdir was trained with, from ``<workdir>/config.json``.
 
@@ -49,6 +56,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 
     Raises:
       FileNotFoundError: the workdir has no config.json (not a tfvae training workdir).
+      UserError: config.json is not valid JSON (a damaged file), naming it.
     """
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.exists(path):
@@ -56,8 +64,16 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
             f"{path} does not exist: {workdir!r} is not a tfvae workdir. Train one with "
             f"`python -m tfvae.train --config=configs/<name>.py --workdir={workdir}`."
         )
-    with open(path) as f:
-        saved = _tuples(json.load(f))
+    try:
+        with open(path, encoding="utf-8") as f:
+            saved = _tuples(json.load(f))
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, UnicodeDecodeError
+        raise UserError(
+            f"{path} is not a readable config ({_one_line(error)}): restore it from a copy, or "
+            "train in another --workdir."
+        ) from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{path} holds no config (a JSON object): restore it from a copy.")
     try:
         from configs import common
     except ImportError:

@@ -40,3 +40,19 @@ def smoke_workdir(root, name: str) -> str:
             path, _, arg = SMOKE_CONFIGS[name].partition(":")
             trainer.train_and_evaluate(load_config(os.path.join(REPO, path) + ":" + arg), workdir)
     return workdir
+
+
+def snapshot(folder) -> dict:
+    """Relative path -> sha256 of every file (None for every folder) under ``folder``: two
+    snapshots are equal only if nothing in it was added, removed or changed."""
+    import hashlib
+
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            out[os.path.relpath(os.path.join(root, name), folder)] = None
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            out[os.path.relpath(os.path.join(root, name), folder)] = digest
+    return out

@@ -7,7 +7,6 @@ naming the field, the stored value and the new one. The command-line forms run a
 them (subprocesses); the values are checked in-process, where the command line is not the point.
 """
 
-import hashlib
 import json
 import os
 import re
@@ -18,6 +17,7 @@ import textwrap
 
 import pytest
 
+from tests.smoke import snapshot
 from tfvae import trainer
 from tfvae.config_loader import load_config
 from tfvae.errors import InvalidValue, TrainingStopped, UserError
@@ -38,18 +38,6 @@ def _config(**fields):
                 node = node[part]
             node[leaf] = value
     return config
-
-
-def _snapshot(workdir) -> dict:
-    out = {}
-    for root, dirs, files in os.walk(workdir):
-        for name in dirs:
-            out[os.path.relpath(os.path.join(root, name), workdir)] = None
-        for name in files:
-            with open(os.path.join(root, name), "rb") as f:
-                digest = hashlib.sha256(f.read()).hexdigest()
-            out[os.path.relpath(os.path.join(root, name), workdir)] = digest
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +78,7 @@ BAD_VALUES = [
     "field, value, valid", BAD_VALUES, ids=[f"{f}={v}" for f, v, _ in BAD_VALUES]
 )
 def test_a_refused_value_leaves_the_workdir_as_it_was(field, value, valid, workdir, tmp_path):
-    before = _snapshot(workdir)
+    before = snapshot(workdir)
     fresh = str(tmp_path / "fresh")
     for target in (fresh, workdir):
         with pytest.raises(InvalidValue) as info:
@@ -99,11 +87,11 @@ def test_a_refused_value_leaves_the_workdir_as_it_was(field, value, valid, workd
         assert "\n" not in message and field in message and repr(value) in message, message
         assert valid in message or "cannot change" in message, message
     assert not os.path.exists(fresh)
-    assert _snapshot(workdir) == before
+    assert snapshot(workdir) == before
 
 
 def test_resumed_run_refuses_a_new_learning_rate_and_accepts_new_steps(workdir):
-    before = _snapshot(workdir)
+    before = snapshot(workdir)
     with pytest.raises(InvalidValue) as info:
         trainer.train_and_evaluate(_config(**{"optimizers.main.learning_rate": 0.5}), workdir)
     message = str(info.value)
@@ -111,7 +99,7 @@ def test_resumed_run_refuses_a_new_learning_rate_and_accepts_new_steps(workdir):
     old = stored["optimizers"]["main"]["learning_rate"]
     assert f"optimizers.main.learning_rate is {old!r} in" in message and "0.5 here" in message
     assert "train.num_steps" in message  # says what a resumed run may change
-    assert _snapshot(workdir) == before
+    assert snapshot(workdir) == before
     # The cadence and the length may change; config.json then says what ran.
     trainer.train_and_evaluate(_config(**{"train.num_steps": 3, "train.log_every": 1}), workdir)
     stored = json.loads(open(os.path.join(workdir, "config.json")).read())
@@ -123,10 +111,10 @@ def test_a_corrupt_config_json_is_named_and_kept(workdir):
     path = os.path.join(workdir, "config.json")
     with open(path, "w") as f:
         f.write('{"objective": "vae", ')
-    before = _snapshot(workdir)
+    before = snapshot(workdir)
     with pytest.raises(UserError, match=f"{path} is not a readable config"):
         trainer.train_and_evaluate(_config(), workdir)
-    assert _snapshot(workdir) == before
+    assert snapshot(workdir) == before
 
 
 def _command(module, *args, cwd=REPO):
@@ -181,13 +169,13 @@ CLI_CASES = [
     "args, text", CLI_CASES, ids=[" ".join(a[1:]) or a[0] for a, _ in CLI_CASES]
 )
 def test_train_command_refuses_in_one_line_and_writes_nothing(args, text, files, workdir):
-    before = _snapshot(workdir)
+    before = snapshot(workdir)
     args = [a.format(files=files) for a in args]
     if not any(a.startswith("--workdir") for a in args):
         args.append(f"--workdir={workdir}")
     line = _one_error_line(_command("tfvae.train", *args))
     assert text in line, line
-    assert _snapshot(workdir) == before
+    assert snapshot(workdir) == before
 
 
 def test_serve_refuses_a_port_out_of_range_in_one_line(tmp_path):

@@ -8,7 +8,6 @@ a new checkpoint is written and read back. A run resumed over a damaged checkpoi
 exactly the weights of a run that was never interrupted.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.smoke import snapshot
 from tfvae import experiment, trainer
 from tfvae.config_loader import load_config
 from tfvae.errors import UserError
@@ -38,20 +38,6 @@ def _tensors(path: str) -> dict:
     reader = tf.train.load_checkpoint(path)
     keys = set(reader.get_variable_to_shape_map()) - {"_CHECKPOINTABLE_OBJECT_GRAPH"}
     return {key: reader.get_tensor(key) for key in keys}
-
-
-def _snapshot(workdir: str) -> dict:
-    """Relative path -> sha256 of every file (and None for every folder) under ``workdir``."""
-    out = {}
-    for root, dirs, files in os.walk(workdir):
-        for name in dirs:
-            out[os.path.relpath(os.path.join(root, name), workdir)] = None
-        for name in files:
-            with open(os.path.join(root, name), "rb") as f:
-                out[os.path.relpath(os.path.join(root, name), workdir)] = hashlib.sha256(
-                    f.read()
-                ).hexdigest()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +110,7 @@ DAMAGE = {
 def test_loading_falls_back_to_the_newest_checkpoint_that_restores(kind, workdir, trained, capfd):
     damage, step, skipped = DAMAGE[kind]
     damage(workdir)
-    before = _snapshot(workdir)
+    before = snapshot(workdir)
     exp = experiment.load(workdir)  # what tfvae.export and tfvae.evaluate call
     assert exp.step == step and exp.restored_from.endswith(f"ckpt-{step}")
     err = capfd.readouterr().err
@@ -143,7 +129,7 @@ def test_loading_falls_back_to_the_newest_checkpoint_that_restores(kind, workdir
     for value in weights:  # each saved weight is in the restored model
         assert any(np.array_equal(v.numpy(), value) for v in exp.model.trainable_variables)
     assert int(exp.optimizers["main"].iterations.numpy()) == step
-    assert _snapshot(workdir) == before  # reading changes nothing
+    assert snapshot(workdir) == before  # reading changes nothing
 
 
 @pytest.mark.parametrize("kind", ["index_deleted", "data_bit_flipped", "state_garbage"])
@@ -174,7 +160,7 @@ def test_training_resumes_from_the_fallback_and_loses_nothing(kind, workdir, tra
 def test_all_checkpoints_unreadable_fails_in_one_line_and_changes_nothing(workdir):
     for n in (2, 4, 6):
         _truncate(_data_file(workdir, n))
-    before = _snapshot(workdir)
+    before = snapshot(workdir)
     for run in (
         lambda: trainer.train_and_evaluate(_config(num_steps=8), workdir),
         lambda: experiment.load(workdir),
@@ -182,7 +168,7 @@ def test_all_checkpoints_unreadable_fails_in_one_line_and_changes_nothing(workdi
         with pytest.raises(UserError, match=r"No checkpoint in .* restores: ckpt-6 \(") as info:
             run()
         assert "\n" not in str(info.value) and "ckpt-2 (" in str(info.value)
-        assert _snapshot(workdir) == before
+        assert snapshot(workdir) == before
 
 
 def test_nothing_is_pruned_before_a_new_checkpoint_is_verified(workdir, monkeypatch):

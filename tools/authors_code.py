@@ -323,7 +323,7 @@ def train_authors(
     tfvae's splits (``export_data``), written when missing."""
     _check_supported(config)
     steps = 0 if start == "tfvae_init" else int(config.train.num_steps)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, experiment_lib.CHECKPOINTS_DIR))
+    latest = experiment_lib.latest_checkpoint(workdir)
     npz = os.path.join(workdir, "authors.npz")
     if latest is not None and int(latest.rsplit("-", 1)[-1]) == steps and os.path.exists(npz):
         result = np.load(npz)

@@ -17,14 +17,14 @@ import json
 import os
 
 import keras
-import tensorflow as tf
 
-from tfvae import evaluation, trainer
+from tfvae import evaluation, experiment, trainer
 
 
 def checkpoint_step(workdir: str) -> int:
-    """Step of the workdir's latest checkpoint (0 when there is none)."""
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    """Step of the workdir's newest checkpoint by its files (0 when there is none); training
+    restores the newest one that reads back whole (``tfvae.experiment.restore``)."""
+    latest = experiment.latest_checkpoint(workdir)
     return int(latest.rsplit("-", 1)[-1]) if latest else 0
 
 

@@ -1,0 +1,134 @@
+"""The disentanglement metrics on a tiny factor dataset, against closed forms and invariants
+(as disentanglement_lib's tests): a perfect representation (and a monotone map of it) scores
+the maximum, noise scores chance, rotation costs MIG and DCI disentanglement but not
+informativeness, a duplicated factor has the hand-computed MIG, Gaussian TC is its closed form."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae import factors
+from tfvae.evaluation import disentanglement as dis
+
+SIZES = (3, 4, 5, 6)
+K = len(SIZES)
+SETTINGS = dis.Settings(
+    vote_train=200, vote_eval=100, num_variance_estimate=1000, num_train=1000, num_test=500
+)
+
+
+class TinyFactors(factors.FactorData):
+    """Every grid cell's 'image' is its factor vector, ``[1, 1, K]`` uint8."""
+
+    def __init__(self):
+        super().__init__([f"f{k}" for k in range(K)], SIZES, (1, 1, K))
+
+    def gather(self, index):
+        return tf.cast(self._unravel_tf(index), tf.uint8)[:, None, None, :]
+
+
+DATA = TinyFactors()
+
+
+def _factors(x):
+    return x.reshape(len(x), K).astype(np.float64)  # [n, K]
+
+
+def perfect(x):
+    return _factors(x)
+
+
+def monotone(x):
+    # A different monotone map per dimension, with distinct values kept more than one MIG bin
+    # apart and variances above FactorVAE's absolute pruning threshold (0.05).
+    f = _factors(x)
+    return np.stack(
+        [3 * f[:, 0] - 1, f[:, 1] ** 1.5, np.exp(0.3 * f[:, 2]), -10 / (f[:, 3] + 3)], 1
+    )
+
+
+def noise(x):
+    rng = np.random.default_rng(int(x.sum()) + len(x))
+    return rng.standard_normal((len(x), K))
+
+
+def rotated(x):  # every pair of dimensions mixed at 45 degrees, after standardizing
+    f = (_factors(x) - (np.array(SIZES) - 1) / 2) / np.array(SIZES)
+    r = np.array([[1, 1, 0, 0], [1, -1, 0, 0], [0, 0, 1, 1], [0, 0, 1, -1]]) / np.sqrt(2)
+    return f @ r.T
+
+
+def duplicated(x):  # factor 0 in two dimensions
+    f = _factors(x)
+    return np.concatenate([f[:, :1], f], axis=1)
+
+
+@pytest.fixture(scope="module")
+def scores():
+    out = {}
+    for name, fn in [("perfect", perfect), ("monotone", monotone), ("noise", noise)]:
+        out[name] = {}
+        samples = dis.iid_samples(DATA, fn, SETTINGS)
+        for metric in dis.METRIC_FUNCTIONS:
+            out[name].update(dis.score(metric, DATA, fn, SETTINGS, samples))
+    for name, fn in [("rotated", rotated), ("duplicated", duplicated)]:
+        samples = dis.iid_samples(DATA, fn, SETTINGS)
+        out[name] = {}
+        for metric in ("mig", "sap", "dci", "modularity"):
+            out[name].update(dis.score(metric, DATA, fn, SETTINGS, samples))
+    return out
+
+
+@pytest.mark.parametrize("name", ["perfect", "monotone"])
+def test_perfect_representation_scores_the_maximum(scores, name):
+    s = scores[name]
+    for key in ("beta_vae", "factor_vae", "dci_informativeness"):
+        assert s[key] == 1.0, (key, s[key])
+    for key in ("mig", "dci_disentanglement", "dci_completeness", "explicitness", "modularity"):
+        assert s[key] > 0.97, (key, s[key])
+    # SAP's maximum is below 1: a one-vs-rest linear classifier on one dimension cannot
+    # isolate the middle values of a factor, and the runner-up dimension scores chance.
+    assert s["sap"] > 0.4 and s["sap"] > 10 * scores["noise"]["sap"]
+    assert abs(s["gaussian_total_correlation"]) < 0.01
+
+
+def test_noise_scores_chance(scores):
+    s = scores["noise"]
+    assert abs(s["beta_vae"] - 1 / K) < 0.12
+    assert abs(s["factor_vae"] - 1 / K) < 0.12
+    assert s["mig"] < 0.02 and s["sap"] < 0.05
+    assert s["dci_disentanglement"] < 0.25 and s["dci_informativeness"] < 0.45
+    assert abs(s["explicitness"] - 0.5) < 0.05
+
+
+def test_rotation_loses_mig_and_dci_disentanglement_but_not_informativeness(scores):
+    p, r = scores["perfect"], scores["rotated"]
+    assert r["mig"] < p["mig"] - 0.5 and r["sap"] < p["sap"] - 0.3
+    assert r["dci_disentanglement"] < p["dci_disentanglement"] - 0.3
+    assert r["dci_informativeness"] > 0.95
+    assert abs(r["explicitness"] - p["explicitness"]) < 0.03
+
+
+def test_duplicated_factor_has_the_hand_computed_mig(scores):
+    # Factor 0 has a gap of 0 (two equally informative dimensions), the other K - 1 a gap of
+    # their entropy: MIG = (K - 1) / K.
+    assert scores["duplicated"]["mig"] == pytest.approx((K - 1) / K, abs=0.01)
+
+
+def test_gaussian_total_correlation_closed_forms():
+    rho = 0.6
+    cov = np.array([[2.0, rho * np.sqrt(6)], [rho * np.sqrt(6), 3.0]])
+    assert dis.gaussian_total_correlation(cov) == pytest.approx(-0.5 * np.log(1 - rho**2))
+    assert dis.gaussian_total_correlation(np.diag([1.0, 4.0, 9.0])) == pytest.approx(0.0)
+    # W2^2 between N(0, S) and N(0, diag S) for 2x2: 2 tr S - 2 tr sqrt(S diag S).
+    assert dis.gaussian_wasserstein_correlation(np.diag([1.0, 4.0])) == pytest.approx(0.0)
+    codes = np.random.default_rng(0).standard_normal((20_000, 5)) * [1, 2, 3, 4, 5]
+    s = dis.unsupervised_scores(codes)
+    assert abs(s["gaussian_total_correlation"]) < 1e-3 and s["mutual_info_score"] < 0.01
+
+
+def test_dci_and_modularity_of_known_matrices():
+    assert dis.dci_from_importance(np.eye(3)) == pytest.approx((1.0, 1.0))
+    assert dis.dci_from_importance(np.ones((3, 3))) == pytest.approx((0.0, 0.0), abs=1e-9)
+    assert dis.modularity_score(np.eye(3)) == 1.0
+    assert dis.modularity_score(np.ones((2, 3))) == pytest.approx(0.0)

@@ -42,7 +42,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.linalg
 import scipy.stats
-from sklearn import ensemble, linear_model, preprocessing, svm
+from sklearn import ensemble, linear_model, svm
 from sklearn import metrics as sk_metrics
 
 Represent = Callable[[np.ndarray], np.ndarray]  # [n, H, W, C] uint8 -> [n, d] codes
@@ -239,6 +239,18 @@ def modularity_score(mi: np.ndarray) -> float:
     return float(np.mean(np.where(top == 0.0, 0.0, score)))
 
 
+def _one_vs_rest_auc(y: np.ndarray, p: np.ndarray, classes: np.ndarray) -> float:
+    """Mean over classes of the ROC-AUC of ``p[:, c]`` for ``y == c`` (macro average, as
+    disentanglement_lib's ``roc_auc_score`` on one-hot labels); classes absent from ``y`` (or
+    all of it) are left out, where disentanglement_lib would fail on small test sets."""
+    aucs = [
+        sk_metrics.roc_auc_score(y == c, p[:, i])
+        for i, c in enumerate(classes)
+        if 0 < np.sum(y == c) < len(y)
+    ]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
 def modularity_explicitness(
     codes, factors, test_codes, test_factors, num_bins: int = 20, seed: int = 0
 ) -> dict:
@@ -250,13 +262,8 @@ def modularity_explicitness(
     for j in range(factors.shape[1]):
         model = linear_model.LogisticRegression(random_state=seed, max_iter=1000)
         model.fit(train, factors[:, j])
-        binarizer = preprocessing.LabelBinarizer().fit(model.classes_)
         for x, y, out in ((train, factors[:, j], auc_train), (test, test_factors[:, j], auc_test)):
-            p = model.predict_proba(x)
-            onehot = binarizer.transform(y)
-            if onehot.shape[1] == 1:  # two classes: LabelBinarizer gives one column
-                onehot, p = onehot[:, 0], p[:, 1]
-            out.append(sk_metrics.roc_auc_score(onehot, p))
+            out.append(_one_vs_rest_auc(y, model.predict_proba(x), model.classes_))
     return {
         "modularity": modularity_score(mi),
         "explicitness_train": float(np.mean(auc_train)),
@@ -325,3 +332,112 @@ def score(name: str, data, represent: Represent, settings: Settings, samples=Non
     if name == "unsupervised":
         return unsupervised_scores(s["codes"], settings.num_bins)
     raise KeyError(name)
+
+
+# ----------------------------------------------------------------------------- evaluation glue
+# Kept below the metric math: these read an EvalContext (``tfvae.evaluation.context``).
+
+
+def settings_for(options) -> Settings:
+    """``Settings`` for ``EvalOptions``: ``num_disentanglement`` iid training samples (test:
+    half), a tenth and a twentieth of it as BetaVAE / FactorVAE points, seeded by ``seed``."""
+    n = options.num_disentanglement
+    return Settings(
+        num_train=n,
+        num_test=max(n // 2, 2),
+        vote_train=max(n // 10, 2),
+        vote_eval=max(n // 20, 2),
+        num_variance_estimate=n,
+        seed=options.seed,
+    )
+
+
+def _factor_data(ctx):
+    from tfvae.evaluation.options import MetricUndefined
+
+    data = getattr(ctx.data, "factors", None)
+    if data is None:
+        raise MetricUndefined(
+            f"Disentanglement metrics need data with known factors (dsprites); "
+            f"{ctx.config.data.name} has none."
+        )
+    return data
+
+
+def _spaces(ctx) -> dict[str, Represent]:
+    """The representations measured: z_mean, and for decoupled priors z0 = g(z_mean)."""
+    from tfvae import data as data_lib
+
+    def z(images):
+        return ctx.encode_mean(data_lib.to_float(images).numpy())
+
+    spaces = {"": z}
+    if ctx.is_decoupled:
+        spaces["_z0"] = lambda images: ctx.to_z0(z(images))
+    return spaces
+
+
+def make_metric(name: str) -> Callable:
+    """The ``METRICS`` function of metric family ``name``: its scores on z (and ``*_z0``)."""
+
+    def metric(ctx):
+        from tfvae.evaluation.options import MetricResult
+
+        data = _factor_data(ctx)
+        settings = settings_for(ctx.options)
+        result = MetricResult(details={"settings": dataclasses.asdict(settings)})
+        for suffix, represent in _spaces(ctx).items():
+            samples = None
+            if name not in ("beta_vae", "factor_vae"):
+                samples = ctx._shared(
+                    f"disentanglement_samples{suffix}",
+                    lambda r=represent: iid_samples(data, r, settings),
+                )
+            scores = score(name, data, represent, settings, samples)
+            result.scalars.update({key + suffix: float(v) for key, v in scores.items()})
+        return result
+
+    metric.__name__ = f"{name}_metric"
+    return metric
+
+
+def traversals_metric(ctx):
+    """Latent traversals per dimension around an encoded test image, as disentanglement_lib
+    draws them: a still grid (a row per dimension, ``traversal_steps`` values over
+    [-r, r] in the latent space of ``ctx.latent_space``) and an animated GIF whose frame t
+    shows every dimension at value t."""
+    from PIL import Image
+
+    from tfvae.evaluation.options import MetricResult
+    from tfvae.images import save_image_grid, tile_images
+
+    ctx.require_images("Traversals")
+    o = ctx.options
+    x = ctx.eval_inputs(1, binarize=True)
+    code = ctx.encode_mean(x)[0]  # [d]
+    if ctx.is_decoupled:
+        code = ctx.to_z0(code[None])[0]
+    d, steps = ctx.latent_dim, o.traversal_steps
+    values = np.linspace(-o.traversal_range, o.traversal_range, steps)
+    codes = np.repeat(code[None, None], d * steps, 0).reshape(d, steps, d)
+    codes[np.arange(d), :, np.arange(d)] = values  # [d, steps, d]
+    flat = codes.reshape(d * steps, d).astype(np.float32)
+    if ctx.is_decoupled:
+        flat = ctx.from_z0(flat)
+    images = np.clip(ctx.decode(flat), 0.0, 1.0).reshape(d, steps, *ctx.data.shape)
+    path, rel = ctx.figure_path("disentanglement_traversals")
+    save_image_grid(images.reshape(d * steps, *ctx.data.shape), steps, path)
+    frames = []
+    for t in list(range(steps)) + list(range(steps - 2, 0, -1)):  # there and back
+        frame = tile_images(images[:, t], d)
+        pixels = np.round(np.repeat(np.repeat(frame, 2, 0), 2, 1) * 255).astype(np.uint8)
+        frames.append(Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels))
+    gif_rel = rel[: -len(".png")] + ".gif"
+    frames[0].save(
+        path[: -len(".png")] + ".gif", save_all=True, append_images=frames[1:], duration=150, loop=0
+    )
+    return MetricResult(
+        # The GIF is named in details, not figures: TensorBoard gets the PNG grid.
+        details={"space": ctx.latent_space, "values": values.tolist(), "gif": gif_rel},
+        figures={"disentanglement_traversals": rel},
+    )

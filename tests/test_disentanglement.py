@@ -132,3 +132,11 @@ def test_dci_and_modularity_of_known_matrices():
     assert dis.dci_from_importance(np.ones((3, 3))) == pytest.approx((0.0, 0.0), abs=1e-9)
     assert dis.modularity_score(np.eye(3)) == 1.0
     assert dis.modularity_score(np.ones((2, 3))) == pytest.approx(0.0)
+
+
+def test_dci_with_disentanglement_libs_gradient_boosting():
+    samples = dis.iid_samples(DATA, perfect, dis.Settings(num_train=300, num_test=100))
+    s = dis.dci(*samples.values(), model="gradient_boosting")
+    assert s["dci_disentanglement"] > 0.95 and s["dci_informativeness"] == 1.0
+    with pytest.raises(ValueError, match="Valid: random_forest"):
+        dis.dci(*samples.values(), model="lasso")

@@ -19,7 +19,8 @@ Sources (``DATASETS`` keys):
   dsprites              64x64 binary sprites with 5 known factors (``tfvae.factors``): rendered
                         on the fly, or ``cfg.path`` = DeepMind's original npz. The training
                         split is the whole grid (737,280, lazily: ``DataSplits.factors``); val
-                        and test are fixed random cells of it (``val_size``, 10,000).
+                        and test are fixed random cells of it (``val_size``, 10,000). Labels
+                        (for the FID classifier) are the shape.
 
 Splits: the last ``cfg.val_size`` training examples are the validation split, the test split is
 the dataset's own (synthetic sets: the same number of examples as train, drawn with another seed).
@@ -506,14 +507,21 @@ def _load_dsprites(cfg: ml_collections.ConfigDict) -> DataSplits:
         data = factors_lib.DSprites()
 
     def cells(n: int, stream: int) -> np.ndarray:
-        return data[np.sort(np.random.default_rng([0, stream]).choice(len(data), n, False))]
+        return np.sort(np.random.default_rng([0, stream]).choice(len(data), n, False))
 
+    def shape_labels(index) -> np.ndarray:  # the FID classifier's classes
+        return data.factors_of(index)[:, 0].astype(np.int32)
+
+    val, test = cells(cfg.val_size, _TRAIN_STREAM), cells(DSPRITES_TEST_SIZE, _TEST_STREAM)
     return DataSplits(
         train=data,
-        val=cells(cfg.val_size, _TRAIN_STREAM),
-        test=cells(DSPRITES_TEST_SIZE, _TEST_STREAM),
+        val=data[val],
+        test=data[test],
         shape=data.shape[1:],
         kind="image",
+        train_labels=shape_labels(np.arange(len(data))),
+        val_labels=shape_labels(val),
+        test_labels=shape_labels(test),
         factors=data,
     )
 

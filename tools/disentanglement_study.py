@@ -16,6 +16,7 @@ on z0 (``*_z0``) for the dp configs.
 ``--smoke`` adds ``,smoke`` to every config (4 steps, batch 8) for a quick end-to-end check.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -62,6 +63,11 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_integer(
         "num_samples", None, "Evaluation sample counts (tfvae.evaluate --num_samples).", **fv
     )
+    d = evaluation.EvalOptions()
+    flags.DEFINE_integer(
+        "classifier_steps", d.classifier_steps, "Training steps of the FID classifier.", **fv
+    )
+    flags.DEFINE_string("feature_cache", d.feature_cache, "FID classifier cache folder.", **fv)
 
 
 def _seeds(values) -> list[int]:
@@ -152,10 +158,12 @@ def plot(summary: dict, priors: dict[str, str], path: str) -> None:
     plt.close(fig)
 
 
-def study(configs, *, out: str, steps, seeds, smoke: bool, num_samples) -> str:
-    """Trains and evaluates every config for every seed (resuming); writes table and figure."""
+def study(configs, *, out: str, steps, seeds, smoke: bool, options) -> str:
+    """Trains and evaluates every config for every seed (resuming); writes table and figure.
+
+    ``options``: the ``EvalOptions`` (their ``metrics`` are replaced by ``METRICS``)."""
     os.makedirs(out, exist_ok=True)
-    options = evaluation.EvalOptions(metrics=METRICS).with_num_samples(num_samples)
+    options = dataclasses.replace(options, metrics=METRICS)
     names = [reproduce.config_name(p) for p in configs]
     runs: dict[str, list[dict]] = {name: [] for name in names}
     priors: dict[str, str] = {}
@@ -201,7 +209,9 @@ def main(argv):
             steps=f.steps,
             seeds=_seeds(f.seeds),
             smoke=f.smoke,
-            num_samples=f.num_samples,
+            options=evaluation.EvalOptions(
+                classifier_steps=f.classifier_steps, feature_cache=f.feature_cache
+            ).with_num_samples(f.num_samples),
         )
     )
 

@@ -186,3 +186,35 @@ def test_study_trains_evaluates_and_writes_table_and_figure(tmp_path):
     # Re-running resumes: nothing is trained or evaluated again.
     again = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.count("skipped.") == 2, again.stdout[-2000:]
+
+
+@pytest.mark.parametrize("name", __import__("tools.reproduce").reproduce.TABLE1_CONFIGS)
+def test_every_table1_config_trains_and_evaluates_on_dsprites(name, tmp_path):
+    from tfvae import evaluation, trainer
+    from tfvae.config_loader import load_config
+
+    config = load_config(os.path.join(REPO, "configs", f"{name}.py") + ":dsprites,smoke")
+    assert config.data.name == "dsprites" and config.model.latent_dim == 10
+    assert config.model.encoder.name == "locatello_conv" and config.model.likelihood.name == (
+        "bernoulli"
+    )
+    config.train.num_steps = 2
+    workdir = str(tmp_path / name)
+    trainer.train_and_evaluate(config, workdir)
+    options = evaluation.EvalOptions(
+        metrics=("mig", "unsupervised"), verbose=False
+    ).with_num_samples(30)
+    report = evaluation.evaluate_workdir(workdir, options)
+    assert np.isfinite(report["metrics"]["mig"]), report
+    assert ("mig_z0" in report["metrics"]) == (config.model.prior.name == "decoupled")
+
+
+def test_dsprites_config_arguments_set_the_regularization_strength():
+    from configs import beta_tcvae, beta_vae_h, factor_vae
+
+    assert beta_vae_h.get_config("dsprites").hparams.beta == 4.0
+    assert beta_vae_h.get_config("dsprites,beta=16").hparams.beta == 16.0
+    assert factor_vae.get_config("dsprites,gamma=40").hparams.gamma == 40.0
+    assert beta_tcvae.get_config("dsprites,beta=10").hparams.to_dict()["gamma"] == 1.0
+    with pytest.raises(ValueError, match="Unknown config argument 'betta'"):
+        beta_vae_h.get_config("dsprites,betta=2")

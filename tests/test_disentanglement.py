@@ -218,3 +218,43 @@ def test_dsprites_config_arguments_set_the_regularization_strength():
     assert beta_tcvae.get_config("dsprites,beta=10").hparams.to_dict()["gamma"] == 1.0
     with pytest.raises(ValueError, match="Unknown config argument 'betta'"):
         beta_vae_h.get_config("dsprites,betta=2")
+
+
+def test_readme_commands_train_and_evaluate_dsprites(tmp_path):
+    # README, section Disentanglement: the two commands, with /tmp/dis in tmp_path.
+    workdir = str(tmp_path / "dis")
+    py = [sys.executable, "-m"]
+    train = [*py, "tfvae.train", "--config=configs/beta_tc_dpvae.py:dsprites,smoke"]
+    done = subprocess.run(
+        [*train, f"--workdir={workdir}"], cwd=REPO, env=_env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    evaluate = [*py, "tfvae.evaluate", f"--workdir={workdir}", "--num_samples=40"]
+    done = subprocess.run(
+        [*evaluate, "--metrics=disentanglement"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mig_z0" in done.stdout and "dci_disentanglement" in done.stdout
+    report = json.loads(open(os.path.join(workdir, "metrics.json")).read())
+    for key in ("beta_vae", "factor_vae", "mig", "sap", "dci_completeness", "modularity"):
+        assert key in report["metrics"] and key + "_z0" in report["metrics"]
+    assert report["details"]["disentanglement_traversals"]["gif"].endswith(".gif")
+    assert os.listdir(os.path.join(workdir, "eval"))  # TensorBoard eval/... summaries
+    # A bad name fails in one line, listing the group.
+    bad = subprocess.run(
+        [*evaluate, "--metrics=mgi"], cwd=REPO, env=_env(), capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "disentanglement" in bad.stderr, bad.stderr[-2000:]
+    # The data path of the original npz: a missing file is a user error naming the flag.
+    missing = subprocess.run(
+        [*train, f"--workdir={tmp_path / 'npz'}", f"--config.data.path={tmp_path / 'no.npz'}"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and "--config.data.path" in missing.stderr, missing.stderr

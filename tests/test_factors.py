@@ -103,3 +103,31 @@ def test_stored_gather_unpacks_bits():
     packed = np.packbits(images.reshape(6, -1) > 0, axis=1)
     stored = factors.StoredFactorData(("a", "b"), (2, 3), (8, 8, 1), packed, bits=True)
     np.testing.assert_array_equal(stored.gather(tf.constant([4, 1], tf.int64)), images[[4, 1]])
+
+
+def test_shapes3d_loads_through_tfds_behind_the_factor_api(tmp_path):
+    import tensorflow_datasets as tfds
+
+    # A tiny made-up shapes3d of the TFDS layout: a 2x1x1x2x3x1 grid, shuffled, each image
+    # filled with its own grid index so that the order can be checked.
+    sizes = (2, 1, 1, 2, 3, 1)
+    cells = np.stack(np.unravel_index(np.arange(np.prod(sizes)), sizes), -1)  # [12, 6]
+    cells = cells[np.random.default_rng(0).permutation(len(cells))]
+    index = np.ravel_multi_index(tuple(cells.T), sizes)
+
+    def as_dataset(self, split, **kwargs):
+        assert split == "train"
+        example = {f"label_{n}": cells[:, k] for k, n in enumerate(factors.SHAPES3D_FACTORS)}
+        example["image"] = np.broadcast_to(
+            index[:, None, None, None].astype(np.uint8), (len(cells), 64, 64, 3)
+        ).copy()
+        return tf.data.Dataset.from_tensor_slices(example)
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        data = factors.load_shapes3d(str(tmp_path), download=True, sizes=sizes)
+    assert data.shape == (12, 64, 64, 3) and data.factor_names[0] == "floor_hue"
+    np.testing.assert_array_equal(data[:][:, 0, 0, 0], np.arange(12))
+    f = data.sample_factors(5, np.random.default_rng(1))
+    np.testing.assert_array_equal(data.images(f)[:, 0, 0, 0], data.index_of(f))
+    with pytest.raises(FileNotFoundError, match="tfds build shapes3d"):
+        factors.load_shapes3d(str(tmp_path / "empty"))

@@ -115,7 +115,7 @@ def format_table(summary: dict, priors: dict[str, str], *, steps, seeds) -> str:
                 cells.append(f"{mean:.{digits}f} ± {std:.{digits}f}")
             else:
                 cells.append("—")
-        lines.append(f"| {name} | {priors.get(name, '?')} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {priors.get(name, 'not run yet')} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,11 @@ Override any field, e.g. --config.train.num_steps=20000 (a misspelled field fail
 Expect: dpVAE Table 1, MNIST: the FactorVAE row. Latent size 2, 100k Adam steps, as in the
 paper; on Fashion-MNIST the paper gives no numbers, so compare rows with each other (``python -m
 tools.reproduce``).
+
+dSprites (``:dsprites``, Locatello et al. 2019's networks and settings; evaluate with
+``--metrics=disentanglement``): Locatello et al. sweep gamma in {10, 20, 30, 40, 50, 100}
+(``:dsprites,gamma=40``); Kim and Mnih 2018 report FactorVAE scores above beta-VAE's on dSprites
+(about 0.8 for gamma near 40) at better reconstruction.
 """
 
 from configs import common
@@ -21,5 +26,6 @@ def get_config(arg: str | None = None):
         "standard_normal",
         arg,
         hparams={"gamma": 1000.0},
+        dsprites={"gamma": 30.0},
         mnist={"batch_size": 24, "learning_rate": 0.0001, "adversary_learning_rate": 0.0001},
     )

@@ -15,6 +15,10 @@ numbers, so compare rows with each other (``python -m tools.reproduce``).
 Prior: the authors' flow (6 coupling blocks of 64-64, tanh on both s and t, PyTorch's
 initialization). tfvae's earlier linear shift trained a visibly different prior; ``dpvae.py``
 has the side-by-side with the authors' code.
+
+dSprites (``:dsprites``, Locatello et al. 2019's networks and settings; evaluate with
+``--metrics=disentanglement``): InfoVAE is not in Locatello et al.'s study and reports no
+disentanglement scores; the preset keeps the dpVAE authors' alpha and lambda.
 """
 
 from configs import common

@@ -278,7 +278,7 @@ TFDS_SHAPES = {
     "celeba": (64, 64, 3),
     "omniglot": (28, 28, 1),
 }
-LOCAL = ("fashion_mnist", "idx", "npz", "two_moons", "manifold")
+LOCAL = ("fashion_mnist", "idx", "npz", "two_moons", "manifold", "dsprites")
 
 
 def test_every_dataset_has_an_offline_case():

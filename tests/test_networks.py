@@ -17,6 +17,7 @@ INTENDED_SHAPE = {
     "mask_aae_mlp": (28, 28, 1),
     "resnet": (28, 28, 1),
     "pixelcnn": (28, 28, 1),
+    "locatello_conv": (64, 64, 1),
 }
 # Options that keep the CPU tests fast (the defaults are the papers' sizes).
 TEST_OPTIONS = {"pixelcnn": {"channels": 32}}

@@ -16,6 +16,11 @@ Sources (``DATASETS`` keys):
                         ``y_train``, ``y_test``).
   two_moons             dpVAE's toy set, ``two_moons``.
   manifold              MaskAAE's synthetic set with a known latent size, ``manifold_map``.
+  dsprites              64x64 binary sprites with 5 known factors (``tfvae.factors``): rendered
+                        on the fly, or ``cfg.path`` = DeepMind's original npz. The training
+                        split is the whole grid (737,280, lazily: ``DataSplits.factors``); val
+                        and test are fixed random cells of it (``val_size``, 10,000). Labels
+                        (for the FID classifier) are the shape.
 
 Splits: the last ``cfg.val_size`` training examples are the validation split, the test split is
 the dataset's own (synthetic sets: the same number of examples as train, drawn with another seed).
@@ -49,6 +54,7 @@ import scipy.io
 import tensorflow as tf
 
 from tfvae import augment as augment_lib
+from tfvae import factors as factors_lib
 from tfvae import registry
 from tfvae.errors import InvalidValue
 
@@ -79,6 +85,8 @@ class DataSplits:
       shape: the per-example shape, ``train.shape[1:]``.
       kind: "image" or "vector".
       train_labels, val_labels, test_labels: ``[N]`` int32 class labels, or None.
+      factors: for data with known factors of variation, the ``tfvae.factors.FactorData``
+        (which is also ``train``), else None.
     """
 
     train: np.ndarray
@@ -89,6 +97,7 @@ class DataSplits:
     train_labels: np.ndarray | None = None
     val_labels: np.ndarray | None = None
     test_labels: np.ndarray | None = None
+    factors: factors_lib.FactorData | None = None
 
 
 def _make_splits(
@@ -482,6 +491,41 @@ def _load_manifold(cfg: ml_collections.ConfigDict) -> DataSplits:
     return _make_splits(x_train, None, x_test, None, val_size=cfg.val_size, kind="vector")
 
 
+# dSprites' val and test splits: fixed random cells of the grid, drawn from these streams.
+DSPRITES_TEST_SIZE = 10_000
+
+
+def _load_dsprites(cfg: ml_collections.ConfigDict) -> DataSplits:
+    if cfg.image_size not in (None, factors_lib.DSPRITES_SIZE):
+        raise InvalidValue(
+            f"dsprites images are 64x64; got --config.data.image_size={cfg.image_size}: "
+            "leave it None."
+        )
+    if cfg.path is not None:
+        data = factors_lib.load_dsprites_npz(cfg.path)
+    else:
+        data = factors_lib.DSprites()
+
+    def cells(n: int, stream: int) -> np.ndarray:
+        return np.sort(np.random.default_rng([0, stream]).choice(len(data), n, False))
+
+    def shape_labels(index) -> np.ndarray:  # the FID classifier's classes
+        return data.factors_of(index)[:, 0].astype(np.int32)
+
+    val, test = cells(cfg.val_size, _TRAIN_STREAM), cells(DSPRITES_TEST_SIZE, _TEST_STREAM)
+    return DataSplits(
+        train=data,
+        val=data[val],
+        test=data[test],
+        shape=data.shape[1:],
+        kind="image",
+        train_labels=shape_labels(np.arange(len(data))),
+        val_labels=shape_labels(val),
+        test_labels=shape_labels(test),
+        factors=data,
+    )
+
+
 DATASETS: dict[str, Callable[[ml_collections.ConfigDict], DataSplits]] = {
     "mnist": _load_mnist,
     "fashion_mnist": _load_fashion_mnist,
@@ -493,6 +537,7 @@ DATASETS: dict[str, Callable[[ml_collections.ConfigDict], DataSplits]] = {
     "manifold": _load_manifold,
     "idx": _load_idx,
     "npz": _load_npz,
+    "dsprites": _load_dsprites,
 }
 
 
@@ -581,9 +626,15 @@ def train_dataset(
         raise InvalidValue(f"batch_size={batch_size} must be in [1, {n}] for {n} examples.")
     if start_step < 0:
         raise ValueError(f"start_step={start_step} must be >= 0.")
-    if binarize == "static":
-        x = static_binarize(x)
-    images = tf.constant(x)  # [N, ...], captured once and gathered from per batch
+    if isinstance(x, factors_lib.FactorData):  # rendered or bit-packed per batch
+        if binarize == "static":
+            raise ValueError("binarize='static' needs the images in memory; use 'none'.")
+        gather = x.gather
+    else:
+        if binarize == "static":
+            x = static_binarize(x)
+        images = tf.constant(x)  # [N, ...], captured once and gathered from per batch
+        gather = lambda index: tf.gather(images, index)  # noqa: E731
     steps_per_epoch = n // batch_size
     positions = tf.range(batch_size, dtype=tf.int64)  # [B]
     seed = tf.constant(seed, tf.int64)
@@ -594,7 +645,7 @@ def train_dataset(
         index = tf.random.experimental.index_shuffle(
             first + positions, seed=tf.stack([seed, epoch]), max_index=tf.constant(n - 1, tf.int64)
         )  # [B]
-        batch = to_float(tf.gather(images, index))  # [B, ...]
+        batch = to_float(gather(index))  # [B, ...]
         step_seed = tf.stack([seed, step])
         if augment_fn is not None:
             batch = augment_fn(
@@ -640,6 +691,7 @@ IMAGE_SHAPES = {
     "omniglot": (28, 28, 1),
     "svhn": (32, 32, 3),
     "cifar10": (32, 32, 3),
+    "dsprites": (64, 64, 1),
 }
 # Training-set sizes before the validation split (only minibatch estimators read N).
 TRAIN_SIZES = {
@@ -649,6 +701,7 @@ TRAIN_SIZES = {
     "svhn": 73_257,
     "cifar10": 50_000,
     "celeba": 162_770,
+    "dsprites": 737_280,
 }
 
 

@@ -44,6 +44,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae.conv64 import locatello_conv_decoder, locatello_conv_encoder
 from tfvae.errors import InvalidValue
 from tfvae.registry import lookup
 
@@ -704,6 +705,7 @@ ENCODERS: dict[str, Callable[..., keras.Model]] = {
     "celeba_conv": celeba_conv_encoder,
     "mask_aae_mlp": mask_aae_mlp_encoder,
     "resnet": resnet_encoder,
+    "locatello_conv": locatello_conv_encoder,
 }
 
 DECODERS: dict[str, Callable[..., keras.Model]] = {
@@ -714,6 +716,7 @@ DECODERS: dict[str, Callable[..., keras.Model]] = {
     "celeba_conv": celeba_conv_decoder,
     "mask_aae_mlp": mask_aae_mlp_decoder,
     "pixelcnn": pixelcnn_decoder,
+    "locatello_conv": locatello_conv_decoder,
 }
 
 ADVERSARIES: dict[str, Callable[..., keras.Model]] = {

@@ -28,6 +28,11 @@ theirs, ``--metrics=help`` lists all):
                   priors, linear in z otherwise.
   traversals      One z0 dimension at a time from -r to r, the others 0 (mapped to z by g^-1).
 
+Disentanglement (``disentanglement.py``, opt-in; ``--metrics=disentanglement`` selects all):
+  beta_vae, factor_vae, mig, sap, dci, modularity, unsupervised, disentanglement_traversals:
+  disentanglement_lib's suite on z_mean (and ``*_z0`` for decoupled priors), on data with
+  known factors (``DataSplits.factors``: dsprites).
+
 A metric that does not apply to a model (no q(z|x) for a deterministic encoder, image figures
 for vector data, FID without labels or Inception weights) is skipped and the reason recorded in
 ``metrics.json["skipped"]``; it never fails the evaluation. For autoregressive (PixelCNN)

@@ -91,8 +91,13 @@ def train_feature_classifier(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    ds = tf.data.Dataset.from_tensor_slices((splits.train, splits.train_labels))
-    ds = ds.shuffle(len(splits.train), seed=seed).repeat().batch(batch_size)
+    if splits.factors is not None:  # a lazy split (tfvae.factors): rendered per batch
+        n, labels = len(splits.train), tf.constant(splits.train_labels)
+        ds = tf.data.Dataset.random(seed=seed).map(lambda r: r % n).batch(batch_size)
+        ds = ds.map(lambda i: (splits.factors.gather(i), tf.gather(labels, i)))
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((splits.train, splits.train_labels))
+        ds = ds.shuffle(len(splits.train), seed=seed).repeat().batch(batch_size)
     ds = ds.map(_scale_images).prefetch(tf.data.AUTOTUNE)
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     test = tf.data.Dataset.from_tensor_slices((splits.test, splits.test_labels)).batch(500)

@@ -25,6 +25,7 @@ _POSITIVE_OPTIONS = (
     "leakage_thresholds",
     "inception_size",
     "classifier_steps",
+    "num_disentanglement",
 )
 
 
@@ -60,6 +61,8 @@ class EvalOptions:
       inception_size: input resolution of Inception (299 in the FID literature).
       feature_cache: folder of cached classifiers.
       classifier_steps: training steps of a new classifier (Adam, batch 64).
+      num_disentanglement: iid samples of the disentanglement metrics (10,000 as
+        disentanglement_lib; ``tfvae.evaluation.disentanglement.settings_for`` derives the rest).
       verbose: progress bars and the printed table.
     """
 
@@ -86,6 +89,7 @@ class EvalOptions:
     inception_size: int = 299
     feature_cache: str = DEFAULT_FEATURE_CACHE
     classifier_steps: int = 2000
+    num_disentanglement: int = 10_000
     verbose: bool = True
 
     def __post_init__(self):
@@ -107,7 +111,13 @@ class EvalOptions:
         if n < 2:
             raise InvalidValue(f"num_samples must be >= 2, got {n}.")
         return dataclasses.replace(
-            self, num_fid=n, num_skl=n, num_aggregate=n, num_nll=n, nll_batch=min(self.nll_batch, n)
+            self,
+            num_fid=n,
+            num_skl=n,
+            num_aggregate=n,
+            num_nll=n,
+            nll_batch=min(self.nll_batch, n),
+            num_disentanglement=n,
         )
 
 

@@ -9,7 +9,7 @@ nothing registers itself on import. The dict's order is the order metrics run an
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from tfvae.evaluation import collapse, dpvae, mask_aae
+from tfvae.evaluation import collapse, disentanglement, dpvae, mask_aae
 from tfvae.evaluation.context import EvalContext
 from tfvae.evaluation.options import MetricResult
 from tfvae.registry import lookup
@@ -55,19 +55,46 @@ METRICS: dict[str, MetricSpec] = {
     ),
 }
 
+# Disentanglement (disentanglement_lib's suite), on data with known factors; opt-in, or all at
+# once with --metrics=disentanglement.
+_DISENTANGLEMENT = {
+    "beta_vae": "BetaVAE score (Higgins et al. 2017)",
+    "factor_vae": "FactorVAE score (Kim and Mnih 2018)",
+    "mig": "mutual information gap (Chen et al. 2018)",
+    "sap": "SAP score (Kumar et al. 2018)",
+    "dci": "DCI disentanglement, completeness, informativeness",
+    "modularity": "modularity and explicitness (Ridgeway and Mozer 2018)",
+    "unsupervised": "Gaussian total / Wasserstein correlation, code mutual information",
+}
+for _name, _description in _DISENTANGLEMENT.items():
+    METRICS[_name] = MetricSpec(disentanglement.make_metric(_name), False, _description)
+METRICS["disentanglement_traversals"] = MetricSpec(
+    disentanglement.traversals_metric, False, "traversals per dimension: PNG grid and GIF"
+)
+# Names that select several metrics.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "disentanglement": (*_DISENTANGLEMENT, "disentanglement_traversals"),
+}
+
 
 def describe_metrics() -> str:
     """One line per metric: name, whether it runs by default, description."""
     return "\n".join(
         f"{name:<20} {'default' if spec.default else 'opt-in '}  {spec.description}"
         for name, spec in METRICS.items()
-    )
+    ) + "".join(f"\n{name:<20} group    {', '.join(names)}" for name, names in GROUPS.items())
 
 
 def select_metrics(names: Sequence[str] | None) -> list[str]:
-    """Validated metric names in ``METRICS`` order; None selects the defaults."""
+    """Validated metric names in ``METRICS`` order; None selects the defaults; a ``GROUPS``
+    name selects its members."""
     if names is None:
         return [name for name, spec in METRICS.items() if spec.default]
+    selected = set()
     for name in names:
-        lookup(METRICS, name, "metric")
-    return [name for name in METRICS if name in set(names)]
+        if name in GROUPS:
+            selected.update(GROUPS[name])
+        else:
+            lookup({**METRICS, **GROUPS}, name, "metric")
+            selected.add(name)
+    return [name for name in METRICS if name in selected]

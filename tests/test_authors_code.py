@@ -163,6 +163,7 @@ def test_z_order_reverses_after_an_odd_number_of_reversals():
     ],
     ids=["architecture", "checkout"],
 )
+@pytest.mark.slow
 def test_cli_refuses_what_it_cannot_run_in_one_line(tmp_path, args, message):
     args = [a.replace("OUT", str(tmp_path)) for a in args]
     proc = subprocess.run(

@@ -21,6 +21,7 @@ def _config(spec):
     return load_config(os.path.join(REPO, "configs", spec))
 
 
+@pytest.mark.slow
 def test_the_tool_runs_a_smoke_config_and_prints_every_field():
     cmd = [
         sys.executable,
@@ -63,6 +64,7 @@ def conv_setup():
     return benchmark.build_setup(_config("vae.py:smoke"), batch_size=4)
 
 
+@pytest.mark.slow
 def test_evaluation_pieces_and_breakdown_report_rates(conv_setup):
     timing = dict(steps=2, repeats=1, warmup=1)
     pieces = benchmark.bench_breakdown(conv_setup, jit_compile=False, **timing)

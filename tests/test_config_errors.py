@@ -168,6 +168,7 @@ CLI_CASES = [
 @pytest.mark.parametrize(
     "args, text", CLI_CASES, ids=[" ".join(a[1:]) or a[0] for a, _ in CLI_CASES]
 )
+@pytest.mark.slow
 def test_train_command_refuses_in_one_line_and_writes_nothing(args, text, files, workdir):
     before = snapshot(workdir)
     args = [a.format(files=files) for a in args]
@@ -178,11 +179,13 @@ def test_train_command_refuses_in_one_line_and_writes_nothing(args, text, files,
     assert snapshot(workdir) == before
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_port_out_of_range_in_one_line(tmp_path):
     line = _one_error_line(_command("tfvae.serve", f"--model_base_path={tmp_path}", "--port=99999"))
     assert "--port" in line and "65535" in line, line
 
 
+@pytest.mark.slow
 def test_evaluate_names_a_corrupt_config_json(workdir):
     path = os.path.join(workdir, "config.json")
     with open(path, "w") as f:

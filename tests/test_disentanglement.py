@@ -158,6 +158,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow
 def test_study_trains_evaluates_and_writes_table_and_figure(tmp_path):
     out = tmp_path / "study"
     cmd = [
@@ -188,6 +189,7 @@ def test_study_trains_evaluates_and_writes_table_and_figure(tmp_path):
     assert again.returncode == 0 and again.stdout.count("skipped.") == 2, again.stdout[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", __import__("tools.reproduce").reproduce.TABLE1_CONFIGS)
 def test_every_table1_config_trains_and_evaluates_on_dsprites(name, tmp_path):
     from tfvae import evaluation, trainer
@@ -220,6 +222,7 @@ def test_dsprites_config_arguments_set_the_regularization_strength():
         beta_vae_h.get_config("dsprites,betta=2")
 
 
+@pytest.mark.slow
 def test_readme_commands_train_and_evaluate_dsprites(tmp_path):
     # README, section Disentanglement: the two commands, with /tmp/dis in tmp_path.
     workdir = str(tmp_path / "dis")

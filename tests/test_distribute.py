@@ -28,6 +28,7 @@ def _env(**extra):
     return env
 
 
+@pytest.mark.slow
 def test_two_mirrored_cpus_match_one_device(tmp_path):
     out = subprocess.run(
         [sys.executable, os.path.join(SCRIPTS, "mirrored_vs_single.py"), MOONS, str(tmp_path)],
@@ -115,6 +116,7 @@ def _two_workers(tmp_path, workdir, *extra_args):
     return results
 
 
+@pytest.mark.slow
 def test_two_workers_on_localhost_train_write_one_checkpoint_and_log_and_resume(tmp_path):
     workdir = str(tmp_path / "run")
     checkpoints = os.path.join(workdir, "checkpoints")
@@ -147,6 +149,7 @@ def test_strategy_names_and_errors(monkeypatch):
     assert distribute.task() == ("chief", 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 @pytest.mark.parametrize("name", ["dpvae", "nevae_se"])  # conv decoder; PixelCNN (masked convs)
 def test_mixed_precision_keeps_losses_float32(policy, name):

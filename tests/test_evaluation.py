@@ -28,6 +28,9 @@ from tfvae import cli, evaluate, evaluation, metrics, trainer
 from tfvae.evaluation import context, dpvae, features
 from tools import reproduce, sweep
 
+# Every test here needs the module's expensive fixture (seconds to minutes).
+pytestmark = pytest.mark.slow
+
 CONFIGS = ("configs/vae.py", "configs/dpvae.py")
 SCALARS = {"fid", "fid_lp", "skl", "nll", "nll_bits_per_dim", "neg_elbo", "neg_elbo_bits_per_dim"}
 FIGURES = {

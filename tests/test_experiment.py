@@ -56,6 +56,7 @@ def test_no_checkpoint_says_how_to_train(tmp_path, workdir):
         experiment.load(empty)
 
 
+@pytest.mark.slow
 def test_loading_and_evaluating_import_no_trainer():
     code = (
         "import sys; import tfvae.experiment, tfvae.evaluation, tfvae.export; "

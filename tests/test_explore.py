@@ -28,6 +28,9 @@ from tfvae import experiment, explore, serve, trainer
 from tfvae.config_loader import load_config
 from tfvae.evaluation import latent_map
 
+# Every test here needs the module's expensive fixture (seconds to minutes).
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

@@ -27,6 +27,9 @@ from tfvae.build import build_model
 from tfvae.config_loader import load_config
 from tfvae.experiment import load as load_experiment
 
+# Every test here needs the module's expensive fixture (seconds to minutes).
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = sys.executable
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}

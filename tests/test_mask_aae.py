@@ -324,6 +324,7 @@ def _lr(opt) -> float:
     return float(keras.ops.convert_to_numpy(opt.learning_rate))
 
 
+@pytest.mark.slow
 def test_schedules_follow_closed_forms_and_survive_checkpoint(tmp_path):
     config = _config("mask_aae", "manifold,smoke,m=4,n=2")  # d = 4: R = 75, drop after 375
     assert config.hparams.schedule_interval == 75
@@ -360,6 +361,7 @@ def test_schedules_follow_closed_forms_and_survive_checkpoint(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # Configs
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["wae_mmd", "aae"])
 def test_config_runs_smoke_on_manifold(name, tmp_path):
     config = _config(name, "manifold,smoke,n=2,m=3")

@@ -26,6 +26,9 @@ from tfvae.objectives.mask_aae import MaskAAE
 from tfvae.priors import build_prior
 from tools import mask_sweep, mask_trace
 
+# Every test here needs the module's expensive fixture (seconds to minutes).
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS, MS, N, STEPS = ("wae_mmd", "mask_aae"), (2, 3), 2, 2
 

@@ -108,6 +108,7 @@ def test_frechet_distance_rejects_bad_input():
         metrics.frechet_distance(np.zeros(2), np.eye(3), np.zeros(2), np.eye(2))
 
 
+@pytest.mark.slow
 def test_inception_pool3_features_from_a_weights_file(tmp_path):
     """tfvae.evaluation's Inception-v3 FID features: loaded from a weights file, 2048-d pool3."""
     import keras

@@ -148,6 +148,7 @@ def _pixelcnn(shape, **options):
     return networks.build_decoder("pixelcnn", latent_dim=LATENT_DIM, output_shape=shape, **options)
 
 
+@pytest.mark.slow
 def test_pixelcnn_full_jacobian_is_strictly_causal():
     # Every output pixel t (all channels) may depend only on input pixels t' < t in raster order.
     height, width, depth = 7, 7, 2

@@ -291,6 +291,7 @@ def _moons_aggressive(**train):
     return config
 
 
+@pytest.mark.slow
 def test_trainer_resumes_aggressive_mode_exactly_and_logs_collapse_metrics(tmp_path):
     steps = dict(num_steps=4, checkpoint_every=2, eval_every=2, log_every=2)
     trainer.train_and_evaluate(_moons_aggressive(**steps), str(tmp_path / "a"))

@@ -67,6 +67,7 @@ def _changed(before, variables):
 CASES = [(o, p) for o in sorted(OBJECTIVES) for p in sorted(PRIORS)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective,prior", CASES)
 def test_one_step_gives_finite_terms_and_trains_the_networks(objective, prior):
     model, x = _build(objective, prior)

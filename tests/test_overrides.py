@@ -56,6 +56,7 @@ def _train(*args, tmp_path):
         ("configs/nevae_se.py:omniglot,smoke", "--config.data.path={dir}/chardata.mat", "chardata"),
     ],
 )
+@pytest.mark.slow
 def test_readme_overrides_of_none_fields_reach_the_data_loader(config, flag, expected, tmp_path):
     data = tmp_path / "data"
     data.mkdir()

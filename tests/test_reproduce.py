@@ -173,6 +173,7 @@ def _run_cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_report_only_reads_the_workdirs_over_seeds(tmp_path, monkeypatch):
     out = str(tmp_path / "cli")
     monkeypatch.setattr(sweep, "run", _fake_run([]))
@@ -209,6 +210,7 @@ def test_bad_flags_fail_naming_the_flag(args, message):
         reproduce.authors_from_flags(fv)
 
 
+@pytest.mark.slow
 def test_cli_reports_a_bad_flag_in_one_line(tmp_path):
     r = _run_cli(f"--out={tmp_path}", "--report_only", "--seeds=1,1")
     lines = [line for line in r.stderr.splitlines() if line.strip()]
@@ -216,6 +218,7 @@ def test_cli_reports_a_bad_flag_in_one_line(tmp_path):
     assert lines[-1] == "error: --seeds must be distinct integers >= 0, got ['1', '1']."
 
 
+@pytest.mark.slow
 def test_readme_report_only_command_runs_as_written(tmp_path):
     command = (
         "python -m tools.reproduce --configs=configs/beta_vae_h.py,configs/beta_dpvae_h.py "

@@ -139,6 +139,7 @@ def _expected(reference, name, signature, feeds) -> dict:
     return {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in feeds.items()}).items()}
 
 
+@pytest.mark.slow
 def test_server_imports_no_tfvae_model_code(server):
     assert server["imported"] == "IMPORTED []"
 
@@ -529,6 +530,7 @@ def test_readme_python_examples_run(server):
 # ----------------------------------------------------------------------------------------------
 # Command lines: tools.client against the dev server, tfvae.serve's own errors
 # ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_client_command_line(server, reference, tmp_path):
     """``python -m tools.client`` over REST and gRPC writes the PNG grid of the samples; a
     refused request ends in one ``error:`` line with status 2, as does a bad server flag."""

@@ -15,6 +15,9 @@ from tensorboard.plugins.projector import projector_config_pb2
 from tfvae import evaluation, trainer
 from tfvae.config_loader import load_config
 
+# Every test here needs the module's expensive fixture (seconds to minutes).
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -38,6 +38,7 @@ def _checkpoint(workdir) -> dict:
     return {key: reader.get_tensor(key) for key in keys}
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_same_step_and_weights(tmp_path):
     steps = dict(num_steps=6, checkpoint_every=3, eval_every=3, log_every=3)
     trainer.train_and_evaluate(_moons(**steps), str(tmp_path / "a"))
@@ -60,6 +61,7 @@ def test_resume_reaches_the_same_step_and_weights(tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+@pytest.mark.slow
 def test_workdir_holds_config_logs_and_checkpoints(tmp_path):
     config = _moons("factor_dpvae.py", num_steps=4)
     final = trainer.train_and_evaluate(config, str(tmp_path))
@@ -184,6 +186,7 @@ def test_misspelled_objective_leaves_the_workdir_usable(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["objective"] == "info_vae"
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_on_cpu(tmp_path):
     a = trainer.train_and_evaluate(_moons("beta_tcvae.py", num_steps=3), str(tmp_path / "a"))
     b = trainer.train_and_evaluate(_moons("beta_tcvae.py", num_steps=3), str(tmp_path / "b"))
@@ -202,6 +205,7 @@ def test_config_is_locked_documented_and_validates_arguments(path):
     assert load_config(path + ":mnist").data.name == "mnist"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
 def test_every_config_runs_under_smoke(path, tmp_path, tmp_path_factory):
     name = os.path.basename(path)[: -len(".py")]
@@ -304,6 +308,7 @@ def test_default_workdir_is_named_after_the_config():
     )
 
 
+@pytest.mark.slow
 def test_train_command_without_workdir_trains_in_runs(tmp_path):
     config = os.path.join(REPO, "configs", "vae.py") + ":two_moons,smoke"
     result = _train_command(f"--config={config}", "--config.train.num_steps=2", cwd=tmp_path)

@@ -3,11 +3,13 @@
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tools import sweep, two_moons
 
 
+@pytest.mark.slow
 def test_smoke_figures_have_the_z0_panel_for_dp_only_and_legends(tmp_path, monkeypatch):
     rows = []  # (title, axes, panels drawn) of every row of every figure
     draw_row = two_moons.draw_row

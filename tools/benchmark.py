@@ -369,23 +369,14 @@ def bench_fid(setup: Setup, *, num_images: int, steps: int, repeats: int, warmup
 def bench_nll(setup: Setup, *, num_samples: int, chunk_size: int, repeats: int):
     """Importance-sampled NLL of one batch with K samples, as ``tfvae.evaluation`` runs it."""
     from tfvae import metrics
+    from tfvae.evaluation.dpvae import nll_functions
 
     model = setup.model
     if not model.stochastic:
         return {"skipped": "deterministic encoder: no importance-sampled NLL"}
     x = setup.batch[: setup.batch_size]
-
-    @tf.function(reduce_retracing=True)
-    def log_likelihood(xb, z):
-        return model.likelihood.log_prob(xb, model.decoder_params(z, xb))
-
-    @tf.function(reduce_retracing=True)
-    def encode(xb):
-        return model.encode(xb)
-
-    @tf.function(reduce_retracing=True)
-    def prior_log_prob(z):
-        return model.prior.log_prob(z)
+    encode, log_likelihood = nll_functions(model)
+    prior_log_prob = tf.function(model.prior.log_prob, reduce_retracing=True)  # as EvalContext
 
     def run(_):
         return metrics.importance_sampled_bounds(

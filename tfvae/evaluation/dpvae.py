@@ -74,13 +74,9 @@ def skl_metric(ctx: EvalContext) -> MetricResult:
     )
 
 
-def nll_metric(ctx: EvalContext) -> MetricResult:
-    """Importance-sampled NLL (nats, bits/dim) and -ELBO over ``num_nll`` examples."""
-    ctx.require_stochastic("The importance-sampled NLL")
-    ctx.require_selected_if_autoregressive("nll", "The importance-sampled NLL")
-    o, model = ctx.options, ctx.model
-    x = ctx.eval_inputs(o.num_nll, binarize=True)
-    num_dims = int(np.prod(x.shape[1:]))
+def nll_functions(model):
+    """The traced ``encode(x)`` and ``log_likelihood(x, z)`` of ``model`` that
+    ``metrics.importance_sampled_bounds`` calls (the NLL metric and ``tools.benchmark``)."""
 
     @tf.function(reduce_retracing=True)
     def log_likelihood(xb, z):
@@ -89,6 +85,18 @@ def nll_metric(ctx: EvalContext) -> MetricResult:
     @tf.function(reduce_retracing=True)
     def encode(xb):
         return model.encode(xb)
+
+    return encode, log_likelihood
+
+
+def nll_metric(ctx: EvalContext) -> MetricResult:
+    """Importance-sampled NLL (nats, bits/dim) and -ELBO over ``num_nll`` examples."""
+    ctx.require_stochastic("The importance-sampled NLL")
+    ctx.require_selected_if_autoregressive("nll", "The importance-sampled NLL")
+    o, model = ctx.options, ctx.model
+    x = ctx.eval_inputs(o.num_nll, binarize=True)
+    num_dims = int(np.prod(x.shape[1:]))
+    encode, log_likelihood = nll_functions(model)
 
     log_px, elbo = [], []
     bar = ctx.progbar(len(x), "examples")

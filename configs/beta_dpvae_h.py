@@ -17,7 +17,7 @@ has the side-by-side with the authors' code.
 
 dSprites (``:dsprites``, Locatello et al. 2019's networks and settings; evaluate with
 ``--metrics=disentanglement``): Locatello et al. sweep beta in {1, 2, 4, 6, 8, 16}; for beta-VAE
-itself Kim and Mnih 2018 find the FactorVAE score peaks near 0.7 on dSprites. The dpVAE paper
+itself Kim and Mnih 2018 find its FactorVAE score below FactorVAE's on dSprites. The dpVAE paper
 claims the decoupled prior keeps the representation while fixing generation: this preset measures
 that.
 """

@@ -14,8 +14,9 @@ tools.reproduce``).
 dSprites (``:dsprites``, Locatello et al. 2019's networks and settings; evaluate with
 ``--metrics=disentanglement``): Locatello et al. sweep beta in {1, 2, 4, 6, 8, 16}
 (``:dsprites,beta=16``); Higgins et al. 2017 report a BetaVAE score of 99.2% with beta = 4 on their
-2D shapes; Kim and Mnih 2018 find beta-VAE's FactorVAE score peaks near 0.7 on dSprites, with
-reconstruction degrading as beta grows.
+2D shapes; Kim and Mnih 2018 find beta-VAE's FactorVAE score lower than FactorVAE's on dSprites,
+with reconstruction degrading as beta grows. The sweep values are disentanglement_lib's
+``config/unsupervised_study_v1/sweep.py``.
 """
 
 from configs import common

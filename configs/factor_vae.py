@@ -14,7 +14,7 @@ tools.reproduce``).
 dSprites (``:dsprites``, Locatello et al. 2019's networks and settings; evaluate with
 ``--metrics=disentanglement``): Locatello et al. sweep gamma in {10, 20, 30, 40, 50, 100}
 (``:dsprites,gamma=40``); Kim and Mnih 2018 report FactorVAE scores above beta-VAE's on dSprites
-(about 0.8 for gamma near 40) at better reconstruction.
+at better reconstruction.
 """
 
 from configs import common

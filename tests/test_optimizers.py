@@ -70,3 +70,41 @@ def test_checkpoints_of_keras_adam_restore_into_fused_adam(tmp_path):
     assert len(ours.variables) == len(theirs.variables)
     for a, b in zip(ours.variables, theirs.variables, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def _torch_adam(params, grads_fn, *, learning_rate, beta_1, beta_2, epsilon, steps):
+    """PyTorch's Adam (Kingma & Ba's Algorithm 1) in numpy: epsilon beside sqrt(v_hat)."""
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    for t in range(1, steps + 1):
+        for p, g, m_, v_ in zip(params, grads_fn(params), m, v, strict=True):
+            m_[:] = beta_1 * m_ + (1 - beta_1) * g
+            v_[:] = beta_2 * v_ + (1 - beta_2) * g * g
+            v_hat = v_ / (1 - beta_2**t)
+            p -= learning_rate / (1 - beta_1**t) * m_ / (np.sqrt(v_hat) + epsilon)
+    return params
+
+
+def test_adam_with_algorithm_1_epsilon_is_pytorchs_adam():
+    # Gradients of ~1e-3 against epsilon 1e-3: the two placements of epsilon differ by ~30% at
+    # the first steps, so a kernel that ignored epsilon_hat would fail the comparison below.
+    target = np.array([1.0, -2.0, 3.0], np.float32)
+    scale = np.array([1e-3, 3e-3, 1e-4], np.float32)
+
+    def grads(params):
+        return [scale * (params[0] - target)]
+
+    kwargs = dict(learning_rate=1e-2, beta_1=0.9, beta_2=0.999, epsilon=1e-3)
+    expected = _torch_adam([np.zeros(3)], grads, steps=20, **kwargs)[0]
+    finals = {}
+    for hat in (False, True):
+        var = keras.Variable(np.zeros(3, np.float32))
+        opt = optimizers.Adam(epsilon_hat=hat, **kwargs)
+
+        for _ in range(20):
+            opt.apply_gradients([(scale * (var - target), var)])
+        finals[hat] = var.numpy()
+    np.testing.assert_allclose(finals[False], expected, rtol=1e-5)
+    # Keras' epsilon-hat form takes shorter steps here (its effective epsilon is larger).
+    assert np.all(np.abs(finals[True]) < np.abs(finals[False]) * 0.9)
+    assert optimizers.Adam(epsilon_hat=False).get_config()["epsilon_hat"] is False

@@ -7,6 +7,7 @@
     python -m tools.benchmark --config=configs/dpvae.py --reference     # + PyTorch, same run
     python -m tools.benchmark --config=configs/dpvae.py --what=breakdown  # where time goes
     python -m tools.benchmark --config=configs/dpvae.py --what=data       # real input pipeline
+    python -m tools.benchmark --config=configs/nevae_se.py --what=pixelcnn_sampling --repeats=1
     python -m tools.benchmark --matrix --reference --out=/tmp/table.md  # objective x prior x
                                                   # fp32 / fp32 XLA / bf16, vs PyTorch
 
@@ -31,7 +32,11 @@ Printed for ``train``:
                         input element for reductions; shape, copy and variable ops count 0.
   layer FLOP            2 * multiply-adds of the model's Dense/Conv layers for one forward pass,
                         and 3x that, the usual estimate of one training step.
-  GFLOP/s               graph FLOP/step * steps/s.
+  GFLOP/s               graph FLOP/step * steps/s, and its fraction of this run's matmul peak:
+                        a ``--peak_size``^3 float32 and bfloat16 ``tf.linalg.matmul``
+                        (``tools.bench_common.matmul_peak``), timed in the same process just
+                        before the step; of the float32 peak always, of the bfloat16 peak too
+                        for ``mixed_bfloat16``. No peak measured elsewhere is ever used.
   peak RSS              ``ru_maxrss``: the most resident memory the process ever had, shared
                         libraries included (importing TensorFlow alone is ~0.7 GB of it);
                         ``RssAnon`` is the process's own allocations at the end.
@@ -41,15 +46,11 @@ import dataclasses
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
@@ -57,7 +58,25 @@ from ml_collections import config_flags
 from tfvae import cli, experiment
 from tfvae import data as data_lib
 from tfvae.build import resolve_jit_compile
+from tools.bench_common import (
+    Timing,
+    matmul_peaks,
+    peak_fractions,
+    synthetic_batch,
+    time_calls,
+)
+from tools.bench_eval import bench_fid, bench_generate, bench_nll, bench_pixelcnn_sampling
 from tools.flops import graph_flops, layer_flops
+
+__all__ = [
+    "Timing",
+    "bench_fid",
+    "bench_generate",
+    "bench_nll",
+    "bench_pixelcnn_sampling",
+    "synthetic_batch",
+    "time_calls",
+]
 
 # The Table-1 configs (dpVAE paper): each objective without and with the decoupled prior.
 MATRIX = (
@@ -81,19 +100,6 @@ EXTRA = (
 # ----------------------------------------------------------------------------------------------
 # Building the model on synthetic data
 # ----------------------------------------------------------------------------------------------
-def synthetic_batch(config, shape: tuple[int, ...], batch_size: int, seed: int = 0) -> tf.Tensor:
-    """A float32 batch ``[B, *shape]`` like the training pipeline's: [0, 1] pixels for images
-    ({0, 1} when the config binarizes), standard-normal values for vector data."""
-    rng = np.random.default_rng(seed)
-    if len(shape) == 1:
-        x = rng.standard_normal((batch_size, *shape))
-    elif config.data.binarize != "none":
-        x = rng.random((batch_size, *shape)) < 0.5
-    else:
-        x = rng.random((batch_size, *shape))
-    return tf.constant(x.astype(np.float32))
-
-
 @dataclasses.dataclass
 class Setup:
     """A model built as the trainer builds it, and a batch to feed it.
@@ -137,53 +143,6 @@ def build_setup(config, batch_size: int | None = None) -> Setup:
 # ----------------------------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Timing:
-    """Calls per second of each timed round, and how long the first call took."""
-
-    first_call_s: float
-    rates: list[float]
-
-    @property
-    def best(self) -> float:
-        return max(self.rates)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rates)
-
-
-def _sync(out) -> None:
-    """Reads one result back, so that every call queued before has finished."""
-    leaves = [t for t in tf.nest.flatten(out) if isinstance(t, tf.Tensor)]
-    if leaves:
-        leaves[0].numpy()
-
-
-def time_calls(
-    fns: dict[str, Callable], args: tuple, *, steps: int, repeats: int, warmup: int
-) -> dict[str, Timing]:
-    """Times each ``fn(*args)``; the functions take turns round by round, so a burst of load
-    from other processes falls on all of them alike."""
-    first, rates = {}, {name: [] for name in fns}
-    for name, fn in fns.items():
-        start = time.perf_counter()
-        _sync(fn(*args))
-        first[name] = time.perf_counter() - start
-        out = None
-        for _ in range(max(warmup - 1, 0)):
-            out = fn(*args)
-        _sync(out)
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                out = fn(*args)
-            _sync(out)
-            rates[name].append(steps / (time.perf_counter() - start))
-    return {name: Timing(first[name], rates[name]) for name in fns}
-
-
 # ----------------------------------------------------------------------------------------------
 # Memory and machine
 # ----------------------------------------------------------------------------------------------
@@ -329,104 +288,6 @@ def bench_data(setup: Setup, *, jit_compile: bool, steps: int, repeats: int, war
     return {k: t.best for k, t in timings.items()}
 
 
-def bench_fid(setup: Setup, *, num_images: int, steps: int, repeats: int, warmup: int):
-    """FID feature extraction (the evaluation's classifier features) of generated images."""
-    from tfvae import evaluation  # local: evaluation pulls in the metric modules
-
-    if len(setup.shape) != 3:
-        return {"skipped": "vector data: FID uses the raw vectors"}
-    classifier = evaluation.classifier_model(setup.shape, 10)
-    extractor = keras.Model(classifier.inputs, classifier.get_layer("features").output)
-    model = setup.model
-
-    @tf.function
-    def features(images):
-        return extractor(images, training=False)
-
-    @tf.function
-    def generate_and_features(seed):
-        del seed
-        return extractor(model.generate(num_images), training=False)
-
-    images = synthetic_batch(setup.config, setup.shape, num_images)
-    timings = time_calls(
-        {"features": features}, (images,), steps=steps, repeats=repeats, warmup=warmup
-    )
-    both = time_calls(
-        {"generate + features": generate_and_features},
-        (tf.constant(0),),
-        steps=steps,
-        repeats=repeats,
-        warmup=warmup,
-    )
-    return {
-        "num_images": num_images,
-        "features_images_per_s": timings["features"].best * num_images,
-        "generate_and_features_images_per_s": both["generate + features"].best * num_images,
-    }
-
-
-def bench_nll(setup: Setup, *, num_samples: int, chunk_size: int, repeats: int):
-    """Importance-sampled NLL of one batch with K samples, as ``tfvae.evaluation`` runs it."""
-    from tfvae import metrics
-    from tfvae.evaluation.dpvae import nll_functions
-
-    model = setup.model
-    if not model.stochastic:
-        return {"skipped": "deterministic encoder: no importance-sampled NLL"}
-    x = setup.batch[: setup.batch_size]
-    encode, log_likelihood = nll_functions(model)
-    prior_log_prob = tf.function(model.prior.log_prob, reduce_retracing=True)  # as EvalContext
-
-    def run(_):
-        return metrics.importance_sampled_bounds(
-            x,
-            encode_fn=encode,
-            log_likelihood_fn=log_likelihood,
-            prior_log_prob_fn=prior_log_prob,
-            num_samples=num_samples,
-            chunk_size=chunk_size,
-            seed=0,
-        )["log_px"]
-
-    timing = time_calls({"nll": run}, (None,), steps=1, repeats=repeats, warmup=1)["nll"]
-    n = int(x.shape[0])
-    return {
-        "num_samples": num_samples,
-        "chunk_size": chunk_size,
-        "batch": n,
-        "examples_per_s": timing.best * n,
-        "seconds_per_batch": 1.0 / timing.best,
-    }
-
-
-def bench_generate(setup: Setup, *, savedmodel: str | None, steps: int, repeats: int, warmup):
-    """The exported ``generate`` signature: a given SavedModel, or this model exported now."""
-    from tfvae import export
-
-    tmp = None
-    if not savedmodel:
-        tmp = tempfile.mkdtemp(prefix="tfvae_bench_export_")
-        savedmodel = export.export_model(setup.model, tmp, "bench", data_shape=setup.shape)
-    loaded = tf.saved_model.load(savedmodel)
-    generate = loaded.signatures["generate"]
-    n = setup.batch_size
-    seeds = tf.range(n, dtype=tf.int64)
-    timing = time_calls(
-        {"generate": lambda s: generate(seed=s)},
-        (seeds,),
-        steps=steps,
-        repeats=repeats,
-        warmup=warmup,
-    )["generate"]
-    return {
-        "savedmodel": savedmodel if tmp is None else "(this model, exported to a temp dir)",
-        "batch": n,
-        "calls_per_s": timing.best,
-        "images_per_s": timing.best * n,
-    }
-
-
 def run_reference(*, batch_size: int, steps: int, repeats: int, warmup: int, prior: str):
     """``tools.reference_torch`` in a subprocess (its own memory and threads); its JSON."""
     cmd = [
@@ -494,7 +355,12 @@ def print_train(r: dict, steps: int, repeats: int, jit: bool) -> None:
         f"  layer FLOP       {_fmt_flops(fwd)}/example forward through the Dense/Conv layers; "
         f"3x = {_fmt_flops(3 * fwd)}/example for a training step"
     )
-    print(f"  achieved         {r['gflop_per_s']:.1f} GFLOP/s")
+    peaks = ""
+    if "fp32_peak_fraction" in r:
+        peaks = f" = {100 * r['fp32_peak_fraction']:.0f}% of this run's float32 matmul peak"
+    if "bf16_peak_fraction" in r:
+        peaks += f", {100 * r['bf16_peak_fraction']:.0f}% of its bfloat16 peak"
+    print(f"  achieved         {r['gflop_per_s']:.1f} GFLOP/s{peaks}")
 
 
 def print_memory(mem: dict) -> None:
@@ -518,7 +384,14 @@ SETTINGS = (
 
 
 def run_matrix(
-    *, batch_size: int, steps: int, repeats: int, warmup: int, reference: bool, extra: bool
+    *,
+    batch_size: int,
+    steps: int,
+    repeats: int,
+    warmup: int,
+    reference: bool,
+    extra: bool,
+    peak_size: int = 2048,
 ) -> tuple[list[dict], dict]:
     """Times every config of ``MATRIX`` (and ``EXTRA``) under every ``SETTINGS`` entry.
 
@@ -552,6 +425,7 @@ def run_matrix(
                 f"--warmup={warmup}",
                 f"--jit_compile={str(jit).lower()}",
                 f"--config.train.mixed_precision={precision}",
+                f"--peak_size={peak_size}",
                 "--json",
             ]
             done = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root())
@@ -570,7 +444,9 @@ def matrix_table(rows: list[dict], references: dict | None = None) -> str:
     the fastest fp32 and the bf16 rate to the PyTorch reference of the same prior timed in the
     same run (``--reference``); without one there is nothing to compare with on this machine, so
     no ratio. The reference is the dpVAE MNIST model, so ``EXTRA`` configs (other models) get no
-    ratio either."""
+    ratio either. The last two columns give each setting's GFLOP/s as a percentage of the
+    float32 matmul peak, and the bf16 setting's of the bfloat16 peak, both measured in that
+    setting's own process just before its step (``--peak_size``); "-" when not measured."""
     references = references or {}
     by_key = {(r["config"], r["setting"]): r for r in rows}
     configs = list(dict.fromkeys((r["objective"], r["prior"], r["config"]) for r in rows))
@@ -581,9 +457,14 @@ def matrix_table(rows: list[dict], references: dict | None = None) -> str:
         + " | PyTorch steps/s | fp32 speedup | bf16 speedup | MFLOP/example | "
         + "peak RSS MB ("
         + "/".join(columns)
-        + ") |",
-        "|---|---|---|" + "---:|" * (len(columns) + 5),
+        + ") | % fp32 peak ("
+        + "/".join(columns)
+        + ") | % bf16 peak (bf16) |",
+        "|---|---|---|" + "---:|" * (len(columns) + 7),
     ]
+
+    def percent(r, key):
+        return f"{100 * r[key]:.0f}" if r.get(key) is not None else "-"
 
     def rate(r):
         return r.get("steps_per_s")
@@ -609,7 +490,9 @@ def matrix_table(rows: list[dict], references: dict | None = None) -> str:
             + (f" | {base:.1f}" if base else " | -")
             + f" | {ratio(fp32)} | {ratio(bf16)} | "
             + (f"{flop / 1e6:.1f}" if flop else "-")
-            + f" | {mem} |"
+            + f" | {mem} | "
+            + "/".join(percent(r, "fp32_peak_fraction") for r in cells)
+            + f" | {percent(by_key.get((name, 'bf16'), {}), 'bf16_peak_fraction')} |"
         )
     return "\n".join(lines)
 
@@ -626,7 +509,9 @@ _JIT = flags.DEFINE_boolean(
     "jit_compile", None, "XLA on/off (default: config.train.jit_compile, 'auto': off on CPU)."
 )
 _WHAT = flags.DEFINE_list(
-    "what", ["train"], "Any of train, breakdown, data, fid, nll, generate (comma-separated)."
+    "what",
+    ["train"],
+    "Any of train, breakdown, data, fid, nll, generate, pixelcnn_sampling (comma-separated).",
 )
 _REFERENCE = flags.DEFINE_boolean(
     "reference", False, "Also time tools.reference_torch (PyTorch dpVAE MNIST) in this run."
@@ -637,6 +522,14 @@ _SAVEDMODEL = flags.DEFINE_string(
 _FID_IMAGES = flags.DEFINE_integer("fid_images", 1000, "Images per call for --what=fid.")
 _NLL_SAMPLES = flags.DEFINE_integer("nll_samples", 100, "K for --what=nll.")
 _NLL_CHUNK = flags.DEFINE_integer("nll_chunk", 10, "Importance samples per decoder call.")
+_SAMPLE_IMAGES = flags.DEFINE_integer(
+    "sample_images", 10, "Images per call for --what=pixelcnn_sampling."
+)
+_SAMPLE_REFERENCE = flags.DEFINE_boolean(
+    "sample_reference",
+    True,
+    "--what=pixelcnn_sampling also times the full-pass-per-pixel reference sampler.",
+)
 _INTRA = flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: TF's default).")
 _INTER = flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: TF's default).")
 _JSON = flags.DEFINE_boolean("json", False, "Print one JSON line of the train results only.")
@@ -647,8 +540,13 @@ _EXTRA = flags.DEFINE_boolean(
     "extra", False, "With --matrix: also the WAE, AAE, MaskAAE and NE-VAE configs."
 )
 _OUT = flags.DEFINE_string("out", None, "With --matrix: write the Markdown table here.")
+_PEAK_SIZE = flags.DEFINE_integer(
+    "peak_size",
+    2048,
+    "Side of the square float32 and bfloat16 matmuls timed as this run's peak (0: skip).",
+)
 
-_WHATS = ("train", "breakdown", "data", "fid", "nll", "generate")
+_WHATS = ("train", "breakdown", "data", "fid", "nll", "generate", "pixelcnn_sampling")
 
 
 def main(argv):
@@ -664,6 +562,7 @@ def main(argv):
             warmup=warmup,
             reference=_REFERENCE.value,
             extra=_EXTRA.value,
+            peak_size=_PEAK_SIZE.value,
         )
         table = matrix_table(rows, references)
         print(table)
@@ -688,8 +587,13 @@ def main(argv):
     setup = build_setup(config, _BATCH.value)
     timing = dict(steps=steps, repeats=repeats, warmup=warmup)
 
+    precision = config.train.mixed_precision
     if _JSON.value:
+        peaks = matmul_peaks(_PEAK_SIZE.value) if _PEAK_SIZE.value else None
         result = bench_train(setup, jit_compile=jit, **timing)
+        if peaks:
+            result.update(peak_fractions(result["gflop_per_s"], peaks, precision))
+            result["matmul_peak_gflop_per_s"] = peaks
         result.update(memory_mb(), load=load_average(), jit_compile=jit, batch=setup.batch_size)
         print(json.dumps(result))
         return
@@ -709,8 +613,19 @@ def main(argv):
             batch_size=setup.batch_size, prior=config.model.prior.name, **timing
         )
     if "train" in _WHAT.value:
-        print("train step (synthetic batch):")
+        peaks = None
+        if _PEAK_SIZE.value:
+            # Measured here, minutes from the step, so the fraction compares like with like.
+            n = _PEAK_SIZE.value
+            peaks = matmul_peaks(n)
+            print(
+                f"matmul peak ({n}^3 tf.linalg.matmul, best of 3 rounds, this run): float32 "
+                f"{peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['bfloat16']:.0f} GFLOP/s"
+            )
+        print(f"train step (synthetic batch, {precision}):")
         result = bench_train(setup, jit_compile=jit, **timing)
+        if peaks:
+            result.update(peak_fractions(result["gflop_per_s"], peaks, precision))
         print_train(result, steps, repeats, jit)
         if reference is not None:
             if "steps_per_s" in reference:
@@ -750,6 +665,16 @@ def main(argv):
     if "generate" in _WHAT.value:
         r = bench_generate(setup, savedmodel=_SAVEDMODEL.value, **timing)
         print("exported generate signature (tf.saved_model.load(...).signatures['generate']):")
+        for key, value in r.items():
+            print(f"  {key:40s} {value if isinstance(value, str) else f'{value:.4g}'}")
+    if "pixelcnn_sampling" in _WHAT.value:
+        r = bench_pixelcnn_sampling(
+            setup,
+            num_images=_SAMPLE_IMAGES.value,
+            repeats=repeats,
+            reference=_SAMPLE_REFERENCE.value,
+        )
+        print("PixelCNN sampling (decoder.sample_with_uniforms; best round, first call untimed):")
         for key, value in r.items():
             print(f"  {key:40s} {value if isinstance(value, str) else f'{value:.4g}'}")
     print_memory(memory_mb())

@@ -256,13 +256,14 @@ class PixelCNNDecoder(keras.Model):
                 tf.slice(c, [0, i, 0, 0], [-1, p, -1, -1])
                 for c, p in zip(caches, pads, strict=True)
             ]
-            z_row = z_first[:, i : i + 1]  # [B, 1, W, channels]
-            u_row = u[:, i]  # [B, W, C]
+            # Slices and masked updates of static size, so that XLA can compile the loop too.
+            z_row = tf.slice(z_first, [0, i, 0, 0], [-1, 1, -1, -1])  # [B, 1, W, channels]
+            u_row = tf.gather(u, i, axis=1)  # [B, W, C]
 
             def pixel(j, x_row):
                 logits, _ = self._row_pass(x_row, z_row, above, convs)  # [B, 1, W, C]
-                p = tf.sigmoid(tf.cast(logits[:, 0, j, :], u.dtype))  # [B, C]
-                bits = tf.cast(u_row[:, j] < p, x_row.dtype)  # [B, C]
+                p = tf.sigmoid(tf.cast(tf.gather(logits[:, 0], j, axis=1), u.dtype))  # [B, C]
+                bits = tf.cast(tf.gather(u_row, j, axis=1) < p, x_row.dtype)  # [B, C]
                 where = tf.reshape(tf.one_hot(j, width, dtype=x_row.dtype), (1, 1, width, 1))
                 return j + 1, x_row + where * bits[:, None, None, :]
 
@@ -271,11 +272,10 @@ class PixelCNNDecoder(keras.Model):
             # Row i is final: its activations (which never see x_row's own pixel) go to cache.
             _, rows = self._row_pass(x_row, z_row, above, convs)
             caches = [
-                tf.ensure_shape(tf.concat([c[:, : i + p], r, c[:, i + p + 1 :]], 1), c.shape)
+                _put_row(c, tf.cast(r, c.dtype), i + p)
                 for c, r, p in zip(caches, rows, pads, strict=True)
             ]
-            x = tf.ensure_shape(tf.concat([x[:, :i], x_row, x[:, i + 1 :]], 1), x.shape)
-            return i + 1, x, caches
+            return i + 1, _put_row(x, x_row, i), caches
 
         _, x, _ = tf.while_loop(
             lambda i, *_: i < height, row, (tf.constant(0), tf.zeros_like(u), caches)
@@ -402,3 +402,9 @@ def _row_conv(layer: MaskedConv2D, slab, channels: int | None = None):
     if layer.use_bias:
         out = out + keras.ops.cast(layer.bias, compute)
     return out
+
+
+def _put_row(buffer, row, index):
+    """``buffer`` [B, N, W, C] with row ``index`` replaced by ``row`` [B, 1, W, C]."""
+    at = tf.reshape(tf.one_hot(index, tf.shape(buffer)[1], dtype=buffer.dtype), (1, -1, 1, 1))
+    return buffer * (1 - at) + row * at

@@ -126,6 +126,66 @@ def test_pixelcnn_sampling_is_timed_against_the_reference_sampler():
     assert "skipped" in out and "not autoregressive" in out, out
 
 
+# A Python with torch and a checkout of iyerkrithika21/dpVAE (neither is a tfvae dependency).
+TORCH_PYTHON = os.environ.get("TFVAE_TORCH_PYTHON", "/work/torchenv/bin/python")
+AUTHORS_CHECKOUT = os.environ.get("TFVAE_AUTHORS_CHECKOUT", "/work/authors")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (os.path.exists(TORCH_PYTHON) and os.path.isdir(os.path.join(AUTHORS_CHECKOUT, "models"))),
+    reason="needs TFVAE_TORCH_PYTHON (a Python with torch) and TFVAE_AUTHORS_CHECKOUT",
+)
+def test_reference_official_times_the_authors_step_beside_tfvaes_reference():
+    # docs/benchmarks.md's command with its placeholders filled in, and a small budget.
+    out = _run_tool(
+        "--config=configs/dpvae.py:smoke",
+        "--steps=2",
+        "--repeats=1",
+        "--warmup=1",
+        "--peak_size=0",
+        "--reference=official",
+        f"--checkout={AUTHORS_CHECKOUT}",
+        f"--torch_python={TORCH_PYTHON}",
+    )
+    ref = next(x for x in out.splitlines() if x.startswith("  reference "))
+    authors = next(x for x in out.splitlines() if x.startswith("  authors' code "))
+    assert "steps/s" in ref and "tfvae is" in ref, out
+    assert os.path.abspath(AUTHORS_CHECKOUT) in authors and "tfvae's reference" in authors, out
+    assert "matmul peak" not in out  # --peak_size=0 skips it
+    # The bare flag of before still means tfvae's own reference alone.
+    out = _run_tool(
+        "--config=configs/dpvae.py:smoke",
+        "--steps=2",
+        "--repeats=1",
+        "--warmup=1",
+        "--peak_size=0",
+        "--reference",
+        f"--torch_python={TORCH_PYTHON}",
+    )
+    assert "  reference        PyTorch" in out and "authors' code" not in out, out
+
+
+@pytest.mark.slow
+def test_reference_official_without_a_checkout_is_refused_in_one_line():
+    cmd = [sys.executable, "-m", "tools.benchmark", "--config=configs/dpvae.py:smoke"]
+    done = subprocess.run(
+        [*cmd, "--reference=official"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode != 0
+    assert "--reference=official needs --checkout" in done.stderr, done.stderr[-2000:]
+
+
+def test_a_bare_reference_flag_means_tfvaes_reference():
+    argv = ["tools.benchmark", "--reference", "--reference=official", "--steps=2"]
+    assert benchmark.bare_reference(argv) == [
+        "tools.benchmark",
+        "--reference=tfvae",
+        "--reference=official",
+        "--steps=2",
+    ]
+
+
 def test_matmul_peak_counts_two_n_cubed_flop_per_call():
     r = bench_common.matmul_peak("bfloat16", size=64, steps=2, repeats=2, warmup=1)
     assert r["dtype"] == "bfloat16" and r["size"] == 64

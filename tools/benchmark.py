@@ -5,6 +5,8 @@
     python -m tools.benchmark --config=configs/dpvae.py --config.train.jit_compile=True
     python -m tools.benchmark --config=configs/dpvae.py --what=train,fid,nll,generate
     python -m tools.benchmark --config=configs/dpvae.py --reference     # + PyTorch, same run
+    python -m tools.benchmark --config=configs/dpvae.py --reference=official --checkout=DIR \
+        --torch_python=PYTHON_WITH_TORCH          # + the authors' own step, same run
     python -m tools.benchmark --config=configs/dpvae.py --what=breakdown  # where time goes
     python -m tools.benchmark --config=configs/dpvae.py --what=data       # real input pipeline
     python -m tools.benchmark --config=configs/nevae_se.py --what=pixelcnn_sampling --repeats=1
@@ -288,10 +290,21 @@ def bench_data(setup: Setup, *, jit_compile: bool, steps: int, repeats: int, war
     return {k: t.best for k, t in timings.items()}
 
 
-def run_reference(*, batch_size: int, steps: int, repeats: int, warmup: int, prior: str):
-    """``tools.reference_torch`` in a subprocess (its own memory and threads); its JSON."""
+def run_reference(
+    *,
+    batch_size: int,
+    steps: int,
+    repeats: int,
+    warmup: int,
+    prior: str,
+    torch_python: str | None = None,
+    official: str | None = None,
+):
+    """``tools.reference_torch`` in a subprocess of ``torch_python`` (default: this Python; its
+    own memory and threads); its JSON. With ``official`` (a checkout of iyerkrithika21/dpVAE)
+    the authors' own step is timed in the same process, in turns (``official_*`` keys)."""
     cmd = [
-        sys.executable,
+        torch_python or sys.executable,
         "-m",
         "tools.reference_torch",
         f"--batch_size={batch_size}",
@@ -301,6 +314,8 @@ def run_reference(*, batch_size: int, steps: int, repeats: int, warmup: int, pri
         f"--prior={prior}",
         "--json",
     ]
+    if official:
+        cmd.append(f"--official={official}")
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root())
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -392,6 +407,8 @@ def run_matrix(
     reference: bool,
     extra: bool,
     peak_size: int = 2048,
+    torch_python: str | None = None,
+    official: str | None = None,
 ) -> tuple[list[dict], dict]:
     """Times every config of ``MATRIX`` (and ``EXTRA``) under every ``SETTINGS`` entry.
 
@@ -402,7 +419,9 @@ def run_matrix(
     references = {}
     if reference:
         for prior in ("standard_normal", "decoupled"):
-            references[prior] = run_reference(prior=prior, **timing)
+            references[prior] = run_reference(
+                prior=prior, torch_python=torch_python, official=official, **timing
+            )
             print(json.dumps({"reference": prior, **references[prior]}))
     configs = [
         (o, p, n)
@@ -513,8 +532,18 @@ _WHAT = flags.DEFINE_list(
     ["train"],
     "Any of train, breakdown, data, fid, nll, generate, pixelcnn_sampling (comma-separated).",
 )
-_REFERENCE = flags.DEFINE_boolean(
-    "reference", False, "Also time tools.reference_torch (PyTorch dpVAE MNIST) in this run."
+_REFERENCE = flags.DEFINE_enum(
+    "reference",
+    None,
+    ["tfvae", "official"],
+    "Also time, in this run, tools.reference_torch (tfvae's PyTorch dpVAE MNIST: 'tfvae', or a "
+    "bare --reference) and with 'official' the authors' own step beside it (--checkout).",
+)
+_TORCH_PYTHON = flags.DEFINE_string(
+    "torch_python", None, "A Python with torch for --reference (default: this one)."
+)
+_CHECKOUT = flags.DEFINE_string(
+    "checkout", None, "With --reference=official: a checkout of iyerkrithika21/dpVAE."
 )
 _SAVEDMODEL = flags.DEFINE_string(
     "savedmodel", None, "A SavedModel version folder for --what=generate (default: export now)."
@@ -560,9 +589,10 @@ def main(argv):
             steps=steps,
             repeats=repeats,
             warmup=warmup,
-            reference=_REFERENCE.value,
+            reference=_REFERENCE.value is not None,
             extra=_EXTRA.value,
             peak_size=_PEAK_SIZE.value,
+            **_reference_source(),
         )
         table = matrix_table(rows, references)
         print(table)
@@ -610,7 +640,10 @@ def main(argv):
     if _REFERENCE.value:
         # First, so that the two numbers come from the same minutes of this machine.
         reference = run_reference(
-            batch_size=setup.batch_size, prior=config.model.prior.name, **timing
+            batch_size=setup.batch_size,
+            prior=config.model.prior.name,
+            **_reference_source(),
+            **timing,
         )
     if "train" in _WHAT.value:
         peaks = None
@@ -637,6 +670,15 @@ def main(argv):
                 )
             else:
                 print(f"  reference        not run: {reference['error']}")
+            if "official_steps_per_s" in reference:
+                official = reference["official_steps_per_s"]
+                print(
+                    "  authors' code    iyerkrithika21/dpVAE step "
+                    f"({reference['official_checkout']}, tools/authors_torch.py), same PyTorch "
+                    f"process: {official:.1f} steps/s -> "
+                    f"tfvae is {result['steps_per_s'] / official:.2f}x, tfvae's reference "
+                    f"{reference['steps_per_s'] / official:.2f}x"
+                )
         # A ratio only against a reference timed here and now: a number measured on another
         # machine or day says nothing about this one (--reference times it).
     if "breakdown" in _WHAT.value:
@@ -686,5 +728,20 @@ def main(argv):
         )
 
 
+def _reference_source() -> dict:
+    """``torch_python`` and ``official`` for ``run_reference`` from the flags."""
+    official = None
+    if _REFERENCE.value == "official":
+        if not _CHECKOUT.value:
+            raise app.UsageError("--reference=official needs --checkout=<iyerkrithika21/dpVAE>.")
+        official = os.path.abspath(_CHECKOUT.value)
+    return {"torch_python": _TORCH_PYTHON.value, "official": official}
+
+
+def bare_reference(argv: list[str]) -> list[str]:
+    """A bare ``--reference`` (the flag was a boolean before ``official``) means tfvae's."""
+    return ["--reference=tfvae" if a == "--reference" else a for a in argv]
+
+
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, argv=bare_reference(sys.argv))

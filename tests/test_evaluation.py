@@ -550,6 +550,7 @@ def test_cli_prints_progress_and_a_table_row_per_metric(run, tmp_path, capsys):
     assert run_seconds["wall"] >= report["seconds"]["skl"] + report["seconds"]["nll"]
     total = next(line for line in lines if "this evaluation (restore, metrics, files)" in line)
     assert total.split()[-2:] == [f"{run_seconds['wall']:.1f}", f"{run_seconds['cpu']:.1f}"]
+    assert len(total) == len(timings[0])  # in the table's columns
     with open(os.path.join(workdir, "metrics.json")) as f:
         assert json.load(f)["run_seconds"] == run_seconds
 

@@ -102,6 +102,12 @@ def matmul_peaks(size: int, **timing) -> dict[str, float]:
     return {d: matmul_peak(d, size=size, **timing)["gflop_per_s"] for d in PEAK_DTYPES}
 
 
+def max_peaks(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    """Per dtype the faster of two ``matmul_peaks`` (before and after a step: other processes
+    only ever slow a measurement down)."""
+    return {d: max(a[d], b[d]) for d in a}
+
+
 def peak_fractions(gflop_per_s: float, peaks: dict[str, float], precision: str) -> dict:
     """A step's rate as a fraction of the same-run peaks: of the float32 peak always, and of
     the bfloat16 peak too when the step computes in bfloat16 (``mixed_bfloat16``)."""

@@ -37,8 +37,9 @@ Printed for ``train``:
   GFLOP/s               graph FLOP/step * steps/s, and its fraction of this run's matmul peak:
                         a ``--peak_size``^3 float32 and bfloat16 ``tf.linalg.matmul``
                         (``tools.bench_common.matmul_peak``), timed in the same process just
-                        before the step; of the float32 peak always, of the bfloat16 peak too
-                        for ``mixed_bfloat16``. No peak measured elsewhere is ever used.
+                        before and after the step (the faster of the two); of the float32
+                        peak always, of the bfloat16 peak too for ``mixed_bfloat16``. No peak
+                        measured elsewhere is ever used.
   peak RSS              ``ru_maxrss``: the most resident memory the process ever had, shared
                         libraries included (importing TensorFlow alone is ~0.7 GB of it);
                         ``RssAnon`` is the process's own allocations at the end.
@@ -63,6 +64,7 @@ from tfvae.build import resolve_jit_compile
 from tools.bench_common import (
     Timing,
     matmul_peaks,
+    max_peaks,
     peak_fractions,
     synthetic_batch,
     time_calls,
@@ -216,21 +218,28 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
     model, batch = setup.model, setup.batch
     batches = model._split(batch)
     fns = {"train step": model.train_step}
-    for i, phase in enumerate(model.phases()):
-        tag = f"phase {i} ({phase.optimizer})"
 
-        def forward(x, phase=phase):
+    def pieces(phase):
+        # Not converted by AutoGraph: it caches a conversion per code object, so with several
+        # phases (MaskAAE's four) the second one ran with the first's closure or defaults and
+        # failed ('NoneType' has no attribute 'variables'). The phases' own code needs none.
+        @tf.autograph.experimental.do_not_convert
+        def forward(x):
             return model._reduce(phase.loss_fn(model._split(x), True))[phase.loss_key]
 
-        def gradients(x, phase=phase):
+        @tf.autograph.experimental.do_not_convert
+        def gradients(x):
             variables = phase.variables()
             with tf.GradientTape() as tape:
                 loss = model._reduce(phase.loss_fn(model._split(x), True))[phase.loss_key]
             grads = tape.gradient(loss, variables)
             return [loss] + [g for g in grads if g is not None]
 
-        fns[f"{tag}: loss"] = forward
-        fns[f"{tag}: loss + gradients"] = gradients
+        return forward, gradients
+
+    for i, phase in enumerate(model.phases()):
+        tag = f"phase {i} ({phase.optimizer})"
+        fns[f"{tag}: loss"], fns[f"{tag}: loss + gradients"] = pieces(phase)
 
     def updates(x):
         del x
@@ -622,6 +631,7 @@ def main(argv):
         peaks = matmul_peaks(_PEAK_SIZE.value) if _PEAK_SIZE.value else None
         result = bench_train(setup, jit_compile=jit, **timing)
         if peaks:
+            peaks = max_peaks(peaks, matmul_peaks(_PEAK_SIZE.value))
             result.update(peak_fractions(result["gflop_per_s"], peaks, precision))
             result["matmul_peak_gflop_per_s"] = peaks
         result.update(memory_mb(), load=load_average(), jit_compile=jit, batch=setup.batch_size)
@@ -646,19 +656,24 @@ def main(argv):
             **timing,
         )
     if "train" in _WHAT.value:
-        peaks = None
-        if _PEAK_SIZE.value:
-            # Measured here, minutes from the step, so the fraction compares like with like.
-            n = _PEAK_SIZE.value
+        n, peaks = _PEAK_SIZE.value, None
+        if n:
+            # Measured here, just before and after the step, so the fraction compares like
+            # with like; the faster of the two, as for every rate here.
             peaks = matmul_peaks(n)
-            print(
-                f"matmul peak ({n}^3 tf.linalg.matmul, best of 3 rounds, this run): float32 "
-                f"{peaks['float32']:.0f} GFLOP/s, bfloat16 {peaks['bfloat16']:.0f} GFLOP/s"
-            )
-        print(f"train step (synthetic batch, {precision}):")
         result = bench_train(setup, jit_compile=jit, **timing)
         if peaks:
+            after = matmul_peaks(n)
+            print(
+                f"matmul peak ({n}^3 tf.linalg.matmul, best of 3 rounds before and after the "
+                f"step, this run): float32 {max(peaks['float32'], after['float32']):.0f} "
+                f"GFLOP/s ({peaks['float32']:.0f} / {after['float32']:.0f}), bfloat16 "
+                f"{max(peaks['bfloat16'], after['bfloat16']):.0f} GFLOP/s "
+                f"({peaks['bfloat16']:.0f} / {after['bfloat16']:.0f})"
+            )
+            peaks = max_peaks(peaks, after)
             result.update(peak_fractions(result["gflop_per_s"], peaks, precision))
+        print(f"train step (synthetic batch, {precision}):")
         print_train(result, steps, repeats, jit)
         if reference is not None:
             if "steps_per_s" in reference:

@@ -172,15 +172,15 @@ def format_report(report: dict) -> str:
     for key, value in report["metrics"].items():
         text = f"{value:>14.4f}" if value is not None else f"{'nan':>14}"
         lines.write(f"{key:<{width}}{text}\n")
-    width = max([24, *(len(k) + 4 for k in report["seconds"])])
+    run = report.get("run_seconds") or {}
+    total = "this evaluation (restore, metrics, files)"
+    width = max([24, *(len(k) + 4 for k in report["seconds"]), len(total) + 4 if run else 0])
     lines.write(f"{'time':<{width}}{'wall s':>10}{'cpu s':>10}\n")
     for key, value in report["seconds"].items():
         cpu = report.get("cpu_seconds", {}).get(key)
         cpu = float("nan") if cpu is None else cpu
         lines.write(f"  {key:<{width - 2}}{value:>10.1f}{cpu:>10.1f}\n")
-    run = report.get("run_seconds") or {}
     if "wall" in run:
-        total = "this evaluation (restore, metrics, files)"
         lines.write(f"  {total:<{width - 2}}{run['wall']:>10.1f}{run['cpu']:>10.1f}\n")
     for key, reason in report["skipped"].items():
         lines.write(f"skipped {key}: {reason}\n")

@@ -223,6 +223,21 @@ def test_evaluation_pieces_and_breakdown_report_rates(conv_setup):
     assert gen["batch"] == 4 and gen["images_per_s"] > 0
 
 
+@pytest.mark.slow
+def test_breakdown_times_every_phase_of_a_multi_phase_model():
+    # MaskAAE: main, 5 critic updates, generator, mask. AutoGraph once gave every phase's piece
+    # the first one's closure, and the second phase failed.
+    setup = benchmark.build_setup(_config("mask_aae.py:smoke"), batch_size=4)
+    # XLA on, as the config sets it (the failure showed there).
+    timing = dict(steps=2, repeats=2, warmup=2)  # retraces happen on later calls
+    pieces = benchmark.bench_breakdown(setup, jit_compile=True, **timing)
+    phases = setup.model.phases()
+    assert len(phases) > 2
+    for i, phase in enumerate(phases):
+        for what in ("loss", "loss + gradients"):
+            assert pieces[f"phase {i} ({phase.optimizer}): {what}"] > 0
+
+
 def test_flop_count_of_a_tiny_dense_model_matches_the_hand_count():
     layer = keras.layers.Dense(3)
     layer.build((None, 5))

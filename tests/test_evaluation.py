@@ -543,6 +543,16 @@ def test_cli_prints_progress_and_a_table_row_per_metric(run, tmp_path, capsys):
                report["seconds"]]  # fmt: skip
     assert "shared/aggregate_encoding" in out and len(timings) == len(report["seconds"])
     assert len({len(line) for line in timings}) == 1
+    # The last time row is this call end to end, which holds both metrics that ran now (their
+    # times include the shared work they triggered), and metrics.json records it.
+    run_seconds = report["run_seconds"]
+    assert run_seconds["metrics"] == ["skl", "nll"]
+    assert run_seconds["wall"] >= report["seconds"]["skl"] + report["seconds"]["nll"]
+    total = next(line for line in lines if "this evaluation (restore, metrics, files)" in line)
+    assert total.split()[-2:] == [f"{run_seconds['wall']:.1f}", f"{run_seconds['cpu']:.1f}"]
+    assert len(total) == len(timings[0])  # in the table's columns
+    with open(os.path.join(workdir, "metrics.json")) as f:
+        assert json.load(f)["run_seconds"] == run_seconds
 
 
 # Runs ``python -m tfvae.evaluate`` (the module as __main__) once per argument list, all in one

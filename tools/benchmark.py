@@ -5,8 +5,11 @@
     python -m tools.benchmark --config=configs/dpvae.py --config.train.jit_compile=True
     python -m tools.benchmark --config=configs/dpvae.py --what=train,fid,nll,generate
     python -m tools.benchmark --config=configs/dpvae.py --reference     # + PyTorch, same run
+    python -m tools.benchmark --config=configs/dpvae.py --reference=official --checkout=DIR \
+        --torch_python=PYTHON_WITH_TORCH          # + the authors' own step, same run
     python -m tools.benchmark --config=configs/dpvae.py --what=breakdown  # where time goes
     python -m tools.benchmark --config=configs/dpvae.py --what=data       # real input pipeline
+    python -m tools.benchmark --config=configs/nevae_se.py --what=pixelcnn_sampling --repeats=1
     python -m tools.benchmark --matrix --reference --out=/tmp/table.md  # objective x prior x
                                                   # fp32 / fp32 XLA / bf16, vs PyTorch
 
@@ -31,7 +34,12 @@ Printed for ``train``:
                         input element for reductions; shape, copy and variable ops count 0.
   layer FLOP            2 * multiply-adds of the model's Dense/Conv layers for one forward pass,
                         and 3x that, the usual estimate of one training step.
-  GFLOP/s               graph FLOP/step * steps/s.
+  GFLOP/s               graph FLOP/step * steps/s, and its fraction of this run's matmul peak:
+                        a ``--peak_size``^3 float32 and bfloat16 ``tf.linalg.matmul``
+                        (``tools.bench_common.matmul_peak``), timed in the same process just
+                        before and after the step (the faster of the two); of the float32
+                        peak always, of the bfloat16 peak too for ``mixed_bfloat16``. No peak
+                        measured elsewhere is ever used.
   peak RSS              ``ru_maxrss``: the most resident memory the process ever had, shared
                         libraries included (importing TensorFlow alone is ~0.7 GB of it);
                         ``RssAnon`` is the process's own allocations at the end.
@@ -41,15 +49,11 @@ import dataclasses
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
@@ -57,7 +61,26 @@ from ml_collections import config_flags
 from tfvae import cli, experiment
 from tfvae import data as data_lib
 from tfvae.build import resolve_jit_compile
+from tools.bench_common import (
+    Timing,
+    matmul_peaks,
+    max_peaks,
+    peak_fractions,
+    synthetic_batch,
+    time_calls,
+)
+from tools.bench_eval import bench_fid, bench_generate, bench_nll, bench_pixelcnn_sampling
 from tools.flops import graph_flops, layer_flops
+
+__all__ = [
+    "Timing",
+    "bench_fid",
+    "bench_generate",
+    "bench_nll",
+    "bench_pixelcnn_sampling",
+    "synthetic_batch",
+    "time_calls",
+]
 
 # The Table-1 configs (dpVAE paper): each objective without and with the decoupled prior.
 MATRIX = (
@@ -81,19 +104,6 @@ EXTRA = (
 # ----------------------------------------------------------------------------------------------
 # Building the model on synthetic data
 # ----------------------------------------------------------------------------------------------
-def synthetic_batch(config, shape: tuple[int, ...], batch_size: int, seed: int = 0) -> tf.Tensor:
-    """A float32 batch ``[B, *shape]`` like the training pipeline's: [0, 1] pixels for images
-    ({0, 1} when the config binarizes), standard-normal values for vector data."""
-    rng = np.random.default_rng(seed)
-    if len(shape) == 1:
-        x = rng.standard_normal((batch_size, *shape))
-    elif config.data.binarize != "none":
-        x = rng.random((batch_size, *shape)) < 0.5
-    else:
-        x = rng.random((batch_size, *shape))
-    return tf.constant(x.astype(np.float32))
-
-
 @dataclasses.dataclass
 class Setup:
     """A model built as the trainer builds it, and a batch to feed it.
@@ -137,53 +147,6 @@ def build_setup(config, batch_size: int | None = None) -> Setup:
 # ----------------------------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Timing:
-    """Calls per second of each timed round, and how long the first call took."""
-
-    first_call_s: float
-    rates: list[float]
-
-    @property
-    def best(self) -> float:
-        return max(self.rates)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rates)
-
-
-def _sync(out) -> None:
-    """Reads one result back, so that every call queued before has finished."""
-    leaves = [t for t in tf.nest.flatten(out) if isinstance(t, tf.Tensor)]
-    if leaves:
-        leaves[0].numpy()
-
-
-def time_calls(
-    fns: dict[str, Callable], args: tuple, *, steps: int, repeats: int, warmup: int
-) -> dict[str, Timing]:
-    """Times each ``fn(*args)``; the functions take turns round by round, so a burst of load
-    from other processes falls on all of them alike."""
-    first, rates = {}, {name: [] for name in fns}
-    for name, fn in fns.items():
-        start = time.perf_counter()
-        _sync(fn(*args))
-        first[name] = time.perf_counter() - start
-        out = None
-        for _ in range(max(warmup - 1, 0)):
-            out = fn(*args)
-        _sync(out)
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                out = fn(*args)
-            _sync(out)
-            rates[name].append(steps / (time.perf_counter() - start))
-    return {name: Timing(first[name], rates[name]) for name in fns}
-
-
 # ----------------------------------------------------------------------------------------------
 # Memory and machine
 # ----------------------------------------------------------------------------------------------
@@ -255,21 +218,28 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
     model, batch = setup.model, setup.batch
     batches = model._split(batch)
     fns = {"train step": model.train_step}
-    for i, phase in enumerate(model.phases()):
-        tag = f"phase {i} ({phase.optimizer})"
 
-        def forward(x, phase=phase):
+    def pieces(phase):
+        # Not converted by AutoGraph: it caches a conversion per code object, so with several
+        # phases (MaskAAE's four) the second one ran with the first's closure or defaults and
+        # failed ('NoneType' has no attribute 'variables'). The phases' own code needs none.
+        @tf.autograph.experimental.do_not_convert
+        def forward(x):
             return model._reduce(phase.loss_fn(model._split(x), True))[phase.loss_key]
 
-        def gradients(x, phase=phase):
+        @tf.autograph.experimental.do_not_convert
+        def gradients(x):
             variables = phase.variables()
             with tf.GradientTape() as tape:
                 loss = model._reduce(phase.loss_fn(model._split(x), True))[phase.loss_key]
             grads = tape.gradient(loss, variables)
             return [loss] + [g for g in grads if g is not None]
 
-        fns[f"{tag}: loss"] = forward
-        fns[f"{tag}: loss + gradients"] = gradients
+        return forward, gradients
+
+    for i, phase in enumerate(model.phases()):
+        tag = f"phase {i} ({phase.optimizer})"
+        fns[f"{tag}: loss"], fns[f"{tag}: loss + gradients"] = pieces(phase)
 
     def updates(x):
         del x
@@ -329,108 +299,21 @@ def bench_data(setup: Setup, *, jit_compile: bool, steps: int, repeats: int, war
     return {k: t.best for k, t in timings.items()}
 
 
-def bench_fid(setup: Setup, *, num_images: int, steps: int, repeats: int, warmup: int):
-    """FID feature extraction (the evaluation's classifier features) of generated images."""
-    from tfvae import evaluation  # local: evaluation pulls in the metric modules
-
-    if len(setup.shape) != 3:
-        return {"skipped": "vector data: FID uses the raw vectors"}
-    classifier = evaluation.classifier_model(setup.shape, 10)
-    extractor = keras.Model(classifier.inputs, classifier.get_layer("features").output)
-    model = setup.model
-
-    @tf.function
-    def features(images):
-        return extractor(images, training=False)
-
-    @tf.function
-    def generate_and_features(seed):
-        del seed
-        return extractor(model.generate(num_images), training=False)
-
-    images = synthetic_batch(setup.config, setup.shape, num_images)
-    timings = time_calls(
-        {"features": features}, (images,), steps=steps, repeats=repeats, warmup=warmup
-    )
-    both = time_calls(
-        {"generate + features": generate_and_features},
-        (tf.constant(0),),
-        steps=steps,
-        repeats=repeats,
-        warmup=warmup,
-    )
-    return {
-        "num_images": num_images,
-        "features_images_per_s": timings["features"].best * num_images,
-        "generate_and_features_images_per_s": both["generate + features"].best * num_images,
-    }
-
-
-def bench_nll(setup: Setup, *, num_samples: int, chunk_size: int, repeats: int):
-    """Importance-sampled NLL of one batch with K samples, as ``tfvae.evaluation`` runs it."""
-    from tfvae import metrics
-    from tfvae.evaluation.dpvae import nll_functions
-
-    model = setup.model
-    if not model.stochastic:
-        return {"skipped": "deterministic encoder: no importance-sampled NLL"}
-    x = setup.batch[: setup.batch_size]
-    encode, log_likelihood = nll_functions(model)
-    prior_log_prob = tf.function(model.prior.log_prob, reduce_retracing=True)  # as EvalContext
-
-    def run(_):
-        return metrics.importance_sampled_bounds(
-            x,
-            encode_fn=encode,
-            log_likelihood_fn=log_likelihood,
-            prior_log_prob_fn=prior_log_prob,
-            num_samples=num_samples,
-            chunk_size=chunk_size,
-            seed=0,
-        )["log_px"]
-
-    timing = time_calls({"nll": run}, (None,), steps=1, repeats=repeats, warmup=1)["nll"]
-    n = int(x.shape[0])
-    return {
-        "num_samples": num_samples,
-        "chunk_size": chunk_size,
-        "batch": n,
-        "examples_per_s": timing.best * n,
-        "seconds_per_batch": 1.0 / timing.best,
-    }
-
-
-def bench_generate(setup: Setup, *, savedmodel: str | None, steps: int, repeats: int, warmup):
-    """The exported ``generate`` signature: a given SavedModel, or this model exported now."""
-    from tfvae import export
-
-    tmp = None
-    if not savedmodel:
-        tmp = tempfile.mkdtemp(prefix="tfvae_bench_export_")
-        savedmodel = export.export_model(setup.model, tmp, "bench", data_shape=setup.shape)
-    loaded = tf.saved_model.load(savedmodel)
-    generate = loaded.signatures["generate"]
-    n = setup.batch_size
-    seeds = tf.range(n, dtype=tf.int64)
-    timing = time_calls(
-        {"generate": lambda s: generate(seed=s)},
-        (seeds,),
-        steps=steps,
-        repeats=repeats,
-        warmup=warmup,
-    )["generate"]
-    return {
-        "savedmodel": savedmodel if tmp is None else "(this model, exported to a temp dir)",
-        "batch": n,
-        "calls_per_s": timing.best,
-        "images_per_s": timing.best * n,
-    }
-
-
-def run_reference(*, batch_size: int, steps: int, repeats: int, warmup: int, prior: str):
-    """``tools.reference_torch`` in a subprocess (its own memory and threads); its JSON."""
+def run_reference(
+    *,
+    batch_size: int,
+    steps: int,
+    repeats: int,
+    warmup: int,
+    prior: str,
+    torch_python: str | None = None,
+    official: str | None = None,
+):
+    """``tools.reference_torch`` in a subprocess of ``torch_python`` (default: this Python; its
+    own memory and threads); its JSON. With ``official`` (a checkout of iyerkrithika21/dpVAE)
+    the authors' own step is timed in the same process, in turns (``official_*`` keys)."""
     cmd = [
-        sys.executable,
+        torch_python or sys.executable,
         "-m",
         "tools.reference_torch",
         f"--batch_size={batch_size}",
@@ -440,6 +323,8 @@ def run_reference(*, batch_size: int, steps: int, repeats: int, warmup: int, pri
         f"--prior={prior}",
         "--json",
     ]
+    if official:
+        cmd.append(f"--official={official}")
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root())
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -494,7 +379,12 @@ def print_train(r: dict, steps: int, repeats: int, jit: bool) -> None:
         f"  layer FLOP       {_fmt_flops(fwd)}/example forward through the Dense/Conv layers; "
         f"3x = {_fmt_flops(3 * fwd)}/example for a training step"
     )
-    print(f"  achieved         {r['gflop_per_s']:.1f} GFLOP/s")
+    peaks = ""
+    if "fp32_peak_fraction" in r:
+        peaks = f" = {100 * r['fp32_peak_fraction']:.0f}% of this run's float32 matmul peak"
+    if "bf16_peak_fraction" in r:
+        peaks += f", {100 * r['bf16_peak_fraction']:.0f}% of its bfloat16 peak"
+    print(f"  achieved         {r['gflop_per_s']:.1f} GFLOP/s{peaks}")
 
 
 def print_memory(mem: dict) -> None:
@@ -518,7 +408,16 @@ SETTINGS = (
 
 
 def run_matrix(
-    *, batch_size: int, steps: int, repeats: int, warmup: int, reference: bool, extra: bool
+    *,
+    batch_size: int,
+    steps: int,
+    repeats: int,
+    warmup: int,
+    reference: bool,
+    extra: bool,
+    peak_size: int = 2048,
+    torch_python: str | None = None,
+    official: str | None = None,
 ) -> tuple[list[dict], dict]:
     """Times every config of ``MATRIX`` (and ``EXTRA``) under every ``SETTINGS`` entry.
 
@@ -529,7 +428,9 @@ def run_matrix(
     references = {}
     if reference:
         for prior in ("standard_normal", "decoupled"):
-            references[prior] = run_reference(prior=prior, **timing)
+            references[prior] = run_reference(
+                prior=prior, torch_python=torch_python, official=official, **timing
+            )
             print(json.dumps({"reference": prior, **references[prior]}))
     configs = [
         (o, p, n)
@@ -552,6 +453,7 @@ def run_matrix(
                 f"--warmup={warmup}",
                 f"--jit_compile={str(jit).lower()}",
                 f"--config.train.mixed_precision={precision}",
+                f"--peak_size={peak_size}",
                 "--json",
             ]
             done = subprocess.run(cmd, capture_output=True, text=True, cwd=_repo_root())
@@ -570,7 +472,9 @@ def matrix_table(rows: list[dict], references: dict | None = None) -> str:
     the fastest fp32 and the bf16 rate to the PyTorch reference of the same prior timed in the
     same run (``--reference``); without one there is nothing to compare with on this machine, so
     no ratio. The reference is the dpVAE MNIST model, so ``EXTRA`` configs (other models) get no
-    ratio either."""
+    ratio either. The last two columns give each setting's GFLOP/s as a percentage of the
+    float32 matmul peak, and the bf16 setting's of the bfloat16 peak, both measured in that
+    setting's own process just before its step (``--peak_size``); "-" when not measured."""
     references = references or {}
     by_key = {(r["config"], r["setting"]): r for r in rows}
     configs = list(dict.fromkeys((r["objective"], r["prior"], r["config"]) for r in rows))
@@ -581,9 +485,14 @@ def matrix_table(rows: list[dict], references: dict | None = None) -> str:
         + " | PyTorch steps/s | fp32 speedup | bf16 speedup | MFLOP/example | "
         + "peak RSS MB ("
         + "/".join(columns)
-        + ") |",
-        "|---|---|---|" + "---:|" * (len(columns) + 5),
+        + ") | % fp32 peak ("
+        + "/".join(columns)
+        + ") | % bf16 peak (bf16) |",
+        "|---|---|---|" + "---:|" * (len(columns) + 7),
     ]
+
+    def percent(r, key):
+        return f"{100 * r[key]:.0f}" if r.get(key) is not None else "-"
 
     def rate(r):
         return r.get("steps_per_s")
@@ -609,7 +518,9 @@ def matrix_table(rows: list[dict], references: dict | None = None) -> str:
             + (f" | {base:.1f}" if base else " | -")
             + f" | {ratio(fp32)} | {ratio(bf16)} | "
             + (f"{flop / 1e6:.1f}" if flop else "-")
-            + f" | {mem} |"
+            + f" | {mem} | "
+            + "/".join(percent(r, "fp32_peak_fraction") for r in cells)
+            + f" | {percent(by_key.get((name, 'bf16'), {}), 'bf16_peak_fraction')} |"
         )
     return "\n".join(lines)
 
@@ -626,10 +537,22 @@ _JIT = flags.DEFINE_boolean(
     "jit_compile", None, "XLA on/off (default: config.train.jit_compile, 'auto': off on CPU)."
 )
 _WHAT = flags.DEFINE_list(
-    "what", ["train"], "Any of train, breakdown, data, fid, nll, generate (comma-separated)."
+    "what",
+    ["train"],
+    "Any of train, breakdown, data, fid, nll, generate, pixelcnn_sampling (comma-separated).",
 )
-_REFERENCE = flags.DEFINE_boolean(
-    "reference", False, "Also time tools.reference_torch (PyTorch dpVAE MNIST) in this run."
+_REFERENCE = flags.DEFINE_enum(
+    "reference",
+    None,
+    ["tfvae", "official"],
+    "Also time, in this run, tools.reference_torch (tfvae's PyTorch dpVAE MNIST: 'tfvae', or a "
+    "bare --reference) and with 'official' the authors' own step beside it (--checkout).",
+)
+_TORCH_PYTHON = flags.DEFINE_string(
+    "torch_python", None, "A Python with torch for --reference (default: this one)."
+)
+_CHECKOUT = flags.DEFINE_string(
+    "checkout", None, "With --reference=official: a checkout of iyerkrithika21/dpVAE."
 )
 _SAVEDMODEL = flags.DEFINE_string(
     "savedmodel", None, "A SavedModel version folder for --what=generate (default: export now)."
@@ -637,6 +560,14 @@ _SAVEDMODEL = flags.DEFINE_string(
 _FID_IMAGES = flags.DEFINE_integer("fid_images", 1000, "Images per call for --what=fid.")
 _NLL_SAMPLES = flags.DEFINE_integer("nll_samples", 100, "K for --what=nll.")
 _NLL_CHUNK = flags.DEFINE_integer("nll_chunk", 10, "Importance samples per decoder call.")
+_SAMPLE_IMAGES = flags.DEFINE_integer(
+    "sample_images", 10, "Images per call for --what=pixelcnn_sampling."
+)
+_SAMPLE_REFERENCE = flags.DEFINE_boolean(
+    "sample_reference",
+    True,
+    "--what=pixelcnn_sampling also times the full-pass-per-pixel reference sampler.",
+)
 _INTRA = flags.DEFINE_integer("intra_op_threads", 0, "TF intra-op threads (0: TF's default).")
 _INTER = flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads (0: TF's default).")
 _JSON = flags.DEFINE_boolean("json", False, "Print one JSON line of the train results only.")
@@ -647,8 +578,13 @@ _EXTRA = flags.DEFINE_boolean(
     "extra", False, "With --matrix: also the WAE, AAE, MaskAAE and NE-VAE configs."
 )
 _OUT = flags.DEFINE_string("out", None, "With --matrix: write the Markdown table here.")
+_PEAK_SIZE = flags.DEFINE_integer(
+    "peak_size",
+    2048,
+    "Side of the square float32 and bfloat16 matmuls timed as this run's peak (0: skip).",
+)
 
-_WHATS = ("train", "breakdown", "data", "fid", "nll", "generate")
+_WHATS = ("train", "breakdown", "data", "fid", "nll", "generate", "pixelcnn_sampling")
 
 
 def main(argv):
@@ -662,8 +598,10 @@ def main(argv):
             steps=steps,
             repeats=repeats,
             warmup=warmup,
-            reference=_REFERENCE.value,
+            reference=_REFERENCE.value is not None,
             extra=_EXTRA.value,
+            peak_size=_PEAK_SIZE.value,
+            **_reference_source(),
         )
         table = matrix_table(rows, references)
         print(table)
@@ -688,8 +626,14 @@ def main(argv):
     setup = build_setup(config, _BATCH.value)
     timing = dict(steps=steps, repeats=repeats, warmup=warmup)
 
+    precision = config.train.mixed_precision
     if _JSON.value:
+        peaks = matmul_peaks(_PEAK_SIZE.value) if _PEAK_SIZE.value else None
         result = bench_train(setup, jit_compile=jit, **timing)
+        if peaks:
+            peaks = max_peaks(peaks, matmul_peaks(_PEAK_SIZE.value))
+            result.update(peak_fractions(result["gflop_per_s"], peaks, precision))
+            result["matmul_peak_gflop_per_s"] = peaks
         result.update(memory_mb(), load=load_average(), jit_compile=jit, batch=setup.batch_size)
         print(json.dumps(result))
         return
@@ -706,11 +650,30 @@ def main(argv):
     if _REFERENCE.value:
         # First, so that the two numbers come from the same minutes of this machine.
         reference = run_reference(
-            batch_size=setup.batch_size, prior=config.model.prior.name, **timing
+            batch_size=setup.batch_size,
+            prior=config.model.prior.name,
+            **_reference_source(),
+            **timing,
         )
     if "train" in _WHAT.value:
-        print("train step (synthetic batch):")
+        n, peaks = _PEAK_SIZE.value, None
+        if n:
+            # Measured here, just before and after the step, so the fraction compares like
+            # with like; the faster of the two, as for every rate here.
+            peaks = matmul_peaks(n)
         result = bench_train(setup, jit_compile=jit, **timing)
+        if peaks:
+            after = matmul_peaks(n)
+            print(
+                f"matmul peak ({n}^3 tf.linalg.matmul, best of 3 rounds before and after the "
+                f"step, this run): float32 {max(peaks['float32'], after['float32']):.0f} "
+                f"GFLOP/s ({peaks['float32']:.0f} / {after['float32']:.0f}), bfloat16 "
+                f"{max(peaks['bfloat16'], after['bfloat16']):.0f} GFLOP/s "
+                f"({peaks['bfloat16']:.0f} / {after['bfloat16']:.0f})"
+            )
+            peaks = max_peaks(peaks, after)
+            result.update(peak_fractions(result["gflop_per_s"], peaks, precision))
+        print(f"train step (synthetic batch, {precision}):")
         print_train(result, steps, repeats, jit)
         if reference is not None:
             if "steps_per_s" in reference:
@@ -722,6 +685,15 @@ def main(argv):
                 )
             else:
                 print(f"  reference        not run: {reference['error']}")
+            if "official_steps_per_s" in reference:
+                official = reference["official_steps_per_s"]
+                print(
+                    "  authors' code    iyerkrithika21/dpVAE step "
+                    f"({reference['official_checkout']}, tools/authors_torch.py), same PyTorch "
+                    f"process: {official:.1f} steps/s -> "
+                    f"tfvae is {result['steps_per_s'] / official:.2f}x, tfvae's reference "
+                    f"{reference['steps_per_s'] / official:.2f}x"
+                )
         # A ratio only against a reference timed here and now: a number measured on another
         # machine or day says nothing about this one (--reference times it).
     if "breakdown" in _WHAT.value:
@@ -752,6 +724,16 @@ def main(argv):
         print("exported generate signature (tf.saved_model.load(...).signatures['generate']):")
         for key, value in r.items():
             print(f"  {key:40s} {value if isinstance(value, str) else f'{value:.4g}'}")
+    if "pixelcnn_sampling" in _WHAT.value:
+        r = bench_pixelcnn_sampling(
+            setup,
+            num_images=_SAMPLE_IMAGES.value,
+            repeats=repeats,
+            reference=_SAMPLE_REFERENCE.value,
+        )
+        print("PixelCNN sampling (decoder.sample_with_uniforms; best round, first call untimed):")
+        for key, value in r.items():
+            print(f"  {key:40s} {value if isinstance(value, str) else f'{value:.4g}'}")
     print_memory(memory_mb())
     load_after = load_average()
     if max(load_before, load_after) > 1.5 * (os.cpu_count() or 1):
@@ -761,5 +743,20 @@ def main(argv):
         )
 
 
+def _reference_source() -> dict:
+    """``torch_python`` and ``official`` for ``run_reference`` from the flags."""
+    official = None
+    if _REFERENCE.value == "official":
+        if not _CHECKOUT.value:
+            raise app.UsageError("--reference=official needs --checkout=<iyerkrithika21/dpVAE>.")
+        official = os.path.abspath(_CHECKOUT.value)
+    return {"torch_python": _TORCH_PYTHON.value, "official": official}
+
+
+def bare_reference(argv: list[str]) -> list[str]:
+    """A bare ``--reference`` (the flag was a boolean before ``official``) means tfvae's."""
+    return ["--reference=tfvae" if a == "--reference" else a for a in argv]
+
+
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, argv=bare_reference(sys.argv))

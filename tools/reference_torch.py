@@ -2,6 +2,7 @@
 
     python -m tools.reference_torch --batch_size=100 --steps=100
     python -m tools.reference_torch --prior=standard_normal --json
+    python -m tools.reference_torch --official=/work/authors --json   # + the authors' own step
 
 An independent PyTorch implementation of the model the dpVAE authors trained on MNIST
 (Bhalodia et al., ACCV 2020, App. C; the layers of ``tfvae.networks.mnist_conv_*`` with the
@@ -20,15 +21,21 @@ same machine in the same run:
 PyTorch is not a dependency of tfvae: ``pip install torch`` to use this tool. It prints the
 same timing numbers as ``tools.benchmark`` (best and median of ``--repeats`` rounds of
 ``--steps`` steps after ``--warmup``) and, with ``--json``, one JSON line.
+
+``--official=CHECKOUT`` also times the authors' own step from a checkout of
+iyerkrithika21/dpVAE (``tools/authors_torch.py``: their ``BetaVAE_MNIST``, wrapped in their
+``Implicit`` for the decoupled prior, their loss summed over the batch, Adam, and the three
+``.item()`` reads per step their training loop does for its log), taking turns with the
+reference round by round, in the same process. Needs only torch and numpy (argparse, no absl),
+so it runs in any Python that has torch (``tools.benchmark --torch_python``).
 """
 
+import argparse
 import json
 import math
 import resource
 import statistics
 import time
-
-from absl import app, flags
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -123,7 +130,59 @@ def build(latent_dim: int = 2, prior: str = "decoupled", num_blocks: int = 6, we
     return model, model.loss
 
 
-def benchmark(*, batch_size: int, steps: int, repeats: int, warmup: int, prior: str) -> dict:
+def _timed_rounds(steps_fns: dict, *, steps: int, repeats: int, warmup: int) -> dict:
+    """Steps per second of each ``fn()`` in turns, round by round (as ``tools.benchmark``)."""
+    first, rates = {}, {name: [] for name in steps_fns}
+    for name, fn in steps_fns.items():
+        start = time.perf_counter()
+        float(fn().detach())
+        first[name] = time.perf_counter() - start
+        for _ in range(max(warmup - 1, 0)):
+            fn()
+    for _ in range(repeats):
+        for name, fn in steps_fns.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                loss = fn()
+            float(loss.detach())
+            rates[name].append(steps / (time.perf_counter() - start))
+    return {name: (first[name], rates[name]) for name in steps_fns}
+
+
+def official_step(checkout: str, prior: str, batch_size: int):
+    """One training step of the authors' own code (``tools.authors_torch``) on a synthetic
+    batch: their model, their summed loss, Adam(1e-4), and the ``.item()`` reads of their log."""
+    import torch
+
+    from tools import authors_torch
+
+    model = authors_torch.build(checkout, prior, latent_dim=2)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999))
+    x = torch.rand(batch_size, 1, 28, 28)
+
+    def step():
+        loss, recon, kl = authors_torch.loss_terms(model, x, prior, 1.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss.item(), recon.item(), kl.item()  # their loop logs the three terms every step
+        return loss
+
+    return step
+
+
+def benchmark(
+    *,
+    batch_size: int,
+    steps: int,
+    repeats: int,
+    warmup: int,
+    prior: str,
+    official: str | None = None,
+) -> dict:
+    """The reference's rates (and with ``official``, the authors' step's, under
+    ``official_*`` keys), timed in turns in this process."""
     import torch
 
     torch.manual_seed(0)
@@ -138,54 +197,59 @@ def benchmark(*, batch_size: int, steps: int, repeats: int, warmup: int, prior: 
         optimizer.step()
         return loss
 
-    start = time.perf_counter()
-    step()
-    first = time.perf_counter() - start
-    for _ in range(max(warmup - 1, 0)):
-        step()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            loss = step()
-        float(loss)
-        rates.append(steps / (time.perf_counter() - start))
-    return {
+    fns = {"reference": step}
+    if official:
+        fns["official"] = official_step(official, prior, batch_size)
+    timed = _timed_rounds(fns, steps=steps, repeats=repeats, warmup=warmup)
+    out = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "prior": prior,
         "batch": batch_size,
-        "steps_per_s": max(rates),
-        "steps_per_s_median": statistics.median(rates),
-        "examples_per_s": max(rates) * batch_size,
-        "first_step_s": first,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+    for name, (first, rates) in timed.items():
+        prefix = "" if name == "reference" else "official_"
+        out.update(
+            {
+                f"{prefix}steps_per_s": max(rates),
+                f"{prefix}steps_per_s_median": statistics.median(rates),
+                f"{prefix}examples_per_s": max(rates) * batch_size,
+                f"{prefix}first_step_s": first,
+            }
+        )
+    if official:
+        out["official_checkout"] = official
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
 
 
-_BATCH = flags.DEFINE_integer("batch_size", 100, "Examples per step.")
-_STEPS = flags.DEFINE_integer("steps", 100, "Timed steps per round.")
-_REPEATS = flags.DEFINE_integer("repeats", 5, "Timed rounds; the best one is reported.")
-_WARMUP = flags.DEFINE_integer("warmup", 20, "Untimed steps first.")
-_PRIOR = flags.DEFINE_enum("prior", "decoupled", ["decoupled", "standard_normal"], "The prior.")
-_JSON = flags.DEFINE_boolean("json", False, "Print one JSON line.")
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    p.add_argument("--batch_size", type=int, default=100, help="Examples per step.")
+    p.add_argument("--steps", type=int, default=100, help="Timed steps per round.")
+    p.add_argument("--repeats", type=int, default=5, help="Timed rounds; the best is reported.")
+    p.add_argument("--warmup", type=int, default=20, help="Untimed steps first.")
+    p.add_argument("--prior", choices=("decoupled", "standard_normal"), default="decoupled")
+    p.add_argument("--official", default=None, help="a checkout of iyerkrithika21/dpVAE")
+    p.add_argument("--json", action="store_true", help="Print one JSON line.")
+    return p.parse_args(argv)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+def main(argv=None):
+    args = parse_args(argv)
     try:
         import torch  # noqa: F401
     except ImportError:
         raise SystemExit("tools.reference_torch needs PyTorch: pip install torch") from None
     r = benchmark(
-        batch_size=_BATCH.value,
-        steps=_STEPS.value,
-        repeats=_REPEATS.value,
-        warmup=_WARMUP.value,
-        prior=_PRIOR.value,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        prior=args.prior,
+        official=args.official,
     )
-    if _JSON.value:
+    if args.json:
         print(json.dumps(r))
         return
     print(
@@ -194,7 +258,12 @@ def main(argv):
         f"{r['steps_per_s_median']:.1f}), {r['examples_per_s']:.0f} examples/s, peak RSS "
         f"{r['peak_rss_mb']:.0f} MB"
     )
+    if args.official:
+        print(
+            f"the authors' step ({args.official}): {r['official_steps_per_s']:.1f} steps/s "
+            f"(median {r['official_steps_per_s_median']:.1f}), same process, in turns"
+        )
 
 
 if __name__ == "__main__":
-    app.run(main)
+    main()

@@ -125,6 +125,7 @@ def test_evaluation_writes_every_metric_and_figure(run, name, space):
     assert m["nll_bits_per_dim"] == pytest.approx(m["nll"] / (28 * 28 * math.log(2)))
     # Decoupled priors are measured in the generation space z0, others in z.
     assert report["details"]["skl"]["space"] == space
+    assert report["details"]["skl"]["standard_error"] > 0  # the estimator's sampling error
     assert report["details"]["interpolations"]["space"] == space
     assert report["details"]["leakage"]["f"] == ("g" if space == "z0" else "identity")
     assert len(report["details"]["leakage"]["fraction"]) == 20

@@ -69,6 +69,8 @@ def skl_metric(ctx: EvalContext) -> MetricResult:
             "space": ctx.latent_space,
             "kl_prior_posterior": kl_pq,
             "kl_posterior_prior": kl_qp,
+            # The estimator's own sampling error: compare models only beyond it.
+            "standard_error": metrics.symmetric_kl_standard_error(p, q),
             "num_samples": len(q),
         },
     )

@@ -13,11 +13,16 @@ names the field. Every hyperparameter lives in the config; the trainer reads no 
 
 Reduction convention: the dpVAE reference code sums its losses over the batch; tfvae averages.
 With Adam (every dpVAE setting) the update is invariant to a constant scale of the loss, up to
-Adam's epsilon, so the authors' learning rates and loss weights carry over unchanged.
+Adam's epsilon, so the authors' learning rates and loss weights carry over unchanged; their
+epsilon carries over divided by the batch size, in PyTorch's placement (``epsilon_hat=False``,
+``tfvae.optimizers.Adam``).
 """
 
 import ml_collections
 from ml_collections import config_dict
+
+# torch.optim.Adam's default epsilon, the dpVAE authors' (they never set it).
+TORCH_ADAM_EPSILON = 1e-8
 
 DATASETS = (
     "fashion_mnist",
@@ -287,6 +292,10 @@ def config_for(
         c.train.batch_size = mnist.get("batch_size", 100)
         c.optimizers.main.learning_rate = mnist.get("learning_rate", 1e-4)
         c.model.likelihood = _net("gaussian", weight=float(mnist.get("mse_weight", 1.0)))
+        # The authors' torch.optim.Adam (epsilon 1e-8 beside the bias-corrected sqrt(v_hat))
+        # on a loss summed over the batch is this Adam on tfvae's batch mean (issue 17).
+        c.optimizers.main.epsilon = TORCH_ADAM_EPSILON / c.train.batch_size
+        c.optimizers.main.epsilon_hat = False
     if args["dataset"] == "mnist":
         # Every MNIST config of the dpVAE authors (config/*/mnist.json, dp_mnist.json) sets
         # "augment": true; they give no Fashion-MNIST config, so that preset stays unaugmented.
@@ -299,4 +308,8 @@ def config_for(
                 "clipnorm": None,
             }
         )
+        if args["dataset"] in ("fashion_mnist", "mnist"):
+            # Their discriminator's cross-entropy is a batch mean, as tfvae's.
+            c.optimizers.adversary.epsilon = TORCH_ADAM_EPSILON
+            c.optimizers.adversary.epsilon_hat = False
     return finalize(c, args)

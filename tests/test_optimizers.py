@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import optimizers
+from tfvae import build, optimizers
+from tfvae.config_loader import load_config
 from tfvae.optimizers import OPTIMIZERS
+from tools.reproduce import TABLE1_CONFIGS
 
 
 def _train(optimizer, steps=25):
@@ -108,3 +110,39 @@ def test_adam_with_algorithm_1_epsilon_is_pytorchs_adam():
     # Keras' epsilon-hat form takes shorter steps here (its effective epsilon is larger).
     assert np.all(np.abs(finals[True]) < np.abs(finals[False]) * 0.9)
     assert optimizers.Adam(epsilon_hat=False).get_config()["epsilon_hat"] is False
+
+
+class _Needs:
+    """What ``build.build_optimizers`` reads of a model: the optimizer names."""
+
+    def __init__(self, names):
+        self.optimizer_names = names
+
+
+@pytest.mark.parametrize("name", TABLE1_CONFIGS)
+def test_table1_configs_take_the_authors_pytorch_adam_steps(name):
+    # The dpVAE authors run torch.optim.Adam (epsilon 1e-8) on a loss summed over the batch;
+    # tfvae averages. Three steps of the config's optimizer on mean-loss gradients g / B must
+    # move a weight as their Adam on the summed gradients g does, for small gradients too
+    # (where Keras' default epsilon 1e-7 in its epsilon-hat form takes steps 4x shorter).
+    config = load_config(f"configs/{name}.py")
+    batch = config.train.batch_size
+    optimizer = build.build_optimizers(config, _Needs(("main",)))["main"]
+    g = np.array([3e-7, 1e-6, 1e-4, -2e-2], np.float32) * batch  # summed-loss gradients
+
+    def grads(params):
+        return [g.astype(np.float64)]
+
+    expected = _torch_adam(
+        [np.zeros(4)],
+        grads,
+        learning_rate=config.optimizers.main.learning_rate,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        steps=3,
+    )[0]
+    var = keras.Variable(np.zeros(4, np.float32))
+    for _ in range(3):
+        optimizer.apply_gradients([(tf.constant(g / batch), var)])
+    np.testing.assert_allclose(var.numpy(), expected, rtol=1e-4)

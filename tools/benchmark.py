@@ -253,18 +253,20 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
     gradients), the prior's log-density with gradients, and the step without the trackers.
     """
     model, batch = setup.model, setup.batch
-    batches = model._split(batch)
+    batches = model.split_batches(batch)
     fns = {"train step": model.train_step}
     for i, phase in enumerate(model.phases()):
         tag = f"phase {i} ({phase.optimizer})"
 
         def forward(x, phase=phase):
-            return model._reduce(phase.loss_fn(model._split(x), True))[phase.loss_key]
+            return model.reduce_terms(phase.loss_fn(model.split_batches(x), True))[phase.loss_key]
 
         def gradients(x, phase=phase):
             variables = phase.variables()
             with tf.GradientTape() as tape:
-                loss = model._reduce(phase.loss_fn(model._split(x), True))[phase.loss_key]
+                loss = model.reduce_terms(phase.loss_fn(model.split_batches(x), True))[
+                    phase.loss_key
+                ]
             grads = tape.gradient(loss, variables)
             return [loss] + [g for g in grads if g is not None]
 
@@ -296,7 +298,7 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
         out = {}
         for phase in model.phases():
             for _ in range(phase.repeats):
-                out = model.apply_phase(phase, model._split(x))
+                out = model.apply_phase(phase, model.split_batches(x))
         model.step.assign_add(1)
         return out
 

@@ -37,6 +37,7 @@ from tfvae import experiment as experiment_lib
 from tfvae import workdir as workdir_lib
 from tfvae.build import resolve_jit_compile
 from tfvae.errors import InvalidValue, TrainingStopped
+from tfvae.images import tile_images
 
 
 class NonFiniteLossError(FloatingPointError, TrainingStopped):
@@ -120,16 +121,10 @@ def check_config(config) -> None:
             refuse(f"optimizers.{name}.clipnorm", clip, "it must be a number > 0, or None")
 
 
-def image_grid(images: np.ndarray, rows: int | None = None) -> np.ndarray:
-    """Tiles [n, H, W, C] images into one [1, rows*H, cols*W, C] image (for summaries)."""
-    n, h, w, c = images.shape
-    rows = rows or int(np.floor(np.sqrt(n)))
-    cols = int(np.ceil(n / rows))
-    grid = np.zeros((rows * h, cols * w, c), dtype=np.float32)
-    for i in range(n):
-        r, q = divmod(i, cols)
-        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = images[i]
-    return np.clip(grid, 0.0, 1.0)[None]
+def image_grid(images: np.ndarray) -> np.ndarray:
+    """[n, H, W, C] images as one [1, rows*H, cols*W, C] summary image, floor(sqrt(n)) rows."""
+    cols = int(np.ceil(len(images) / int(np.floor(np.sqrt(len(images))))))
+    return tile_images(images, cols, gap=0, background=0.0)[None]
 
 
 class Experiment:

@@ -455,7 +455,7 @@ def traversals_metric(ctx):
     from PIL import Image
 
     from tfvae.evaluation.options import MetricResult
-    from tfvae.images import save_image_grid, tile_images
+    from tfvae.images import save_image_grid, tile_images, to_uint8
 
     ctx.require_images("Traversals")
     o = ctx.options
@@ -476,8 +476,7 @@ def traversals_metric(ctx):
     frames = []
     for t in list(range(steps)) + list(range(steps - 2, 0, -1)):  # there and back
         frame = tile_images(images[:, t], d)
-        pixels = np.round(np.repeat(np.repeat(frame, 2, 0), 2, 1) * 255).astype(np.uint8)
-        frames.append(Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels))
+        frames.append(Image.fromarray(to_uint8(np.repeat(np.repeat(frame, 2, 0), 2, 1))))
     gif_rel = rel[: -len(".png")] + ".gif"
     frames[0].save(
         path[: -len(".png")] + ".gif", save_all=True, append_images=frames[1:], duration=150, loop=0

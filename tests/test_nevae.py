@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import aggressive, collapse, evaluation, losses, networks, trainer
+from tfvae import aggressive, collapse, evaluation, losses, networks, trainer, traversals
 from tfvae import data as data_lib
 from tfvae.build import build_model
 from tfvae.config_loader import load_config
@@ -551,10 +551,17 @@ def test_pixelcnn_public_sampler_follows_its_uniforms():
 
 
 def test_traversal_codes_lines_and_distances():
-    single = collapse.single_dimension_codes(3)
+    single = traversals.single_dimension_codes(3)
     assert single.shape == (3, 100, 3)
     np.testing.assert_allclose(single[1, :, 1], np.linspace(-10, 10, 100), rtol=1e-6)
     assert np.all(single[1, :, [0, 2]] == 0)
+    # Around a center (disentanglement_lib's traversals of an encoded image), chosen rows.
+    around = traversals.single_dimension_codes(3, [2, 0], low=-1, high=1, steps=5, center=[7, 8, 9])
+    assert around.shape == (2, 5, 3) and around.dtype == np.float32
+    np.testing.assert_allclose(around[0], [[7, 8, v] for v in np.linspace(-1, 1, 5)])
+    np.testing.assert_allclose(around[1], [[v, 8, 9] for v in np.linspace(-1, 1, 5)])
+    line = traversals.line_codes(np.array([[1.0, 2.0]]), np.array([[3.0, -2.0]]), 3)
+    np.testing.assert_allclose(line, [[[1, 2], [2, 0], [3, -2]]])  # both ends and the middle
     rand = collapse.random_direction_codes(5, 4, zero_dims=(0, 3), seed=1)
     assert rand.shape == (4, 100, 5)
     np.testing.assert_allclose(np.linalg.norm(rand[:, -1], axis=1), 10.0, rtol=1e-5)

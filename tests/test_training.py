@@ -75,6 +75,9 @@ def test_workdir_holds_config_logs_and_checkpoints(tmp_path):
             for event in tf.compat.v1.train.summary_iterator(path):
                 tags |= {v.tag for v in event.summary.value}
     assert {"train/loss", "train/tc", "val/loss", "val/adversary_loss"} <= tags
+    # The final terms are the last step's validation: a run resumed at its end, which has no
+    # step to run and validates the restored weights afresh, reports the same.
+    assert trainer.train_and_evaluate(config, str(tmp_path)) == pytest.approx(final, rel=1e-6)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):

@@ -508,6 +508,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     it = iter(exp.dataset(ds))
     # Time in training steps since the last log (steps/s, examples/s).
     train_seconds, logged_step = 0.0, step
+    last_val = None  # the loss terms of the last step's validation
     while step < cfg.num_steps:
         start = time.perf_counter()
         out = exp.train_fn(next(it))
@@ -530,6 +531,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 tracker.reset_state()
         if step % cfg.eval_every == 0 or last:
             val = evaluate_validation(exp, cfg.val_batches)
+            if last:
+                last_val = dict(val)
             for hook in exp.validation_hooks:
                 val.update(hook(exp, val))
             stats = latent_statistics(exp, cfg.val_batches)
@@ -548,7 +551,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
             exp.manager.save(checkpoint_number=step)
     for writer in writers.values():
         writer.flush()
-    final = evaluate_validation(exp, cfg.val_batches)
+    # The last step's validation is the final one: the same weights, and validation draws no
+    # training randomness (``test_step``). A run resumed at its last step has none yet.
+    final = last_val if last_val is not None else evaluate_validation(exp, cfg.val_batches)
     if distribute.is_chief(exp.strategy):
         with open(os.path.join(workdir, "train_metrics.json"), "w") as f:
             json.dump({"step": step, "val": final}, f, indent=2)

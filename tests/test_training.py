@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.smoke import SMOKE_CONFIGS, smoke_root, smoke_workdir
+from tests.smoke import SHARED_RUNS, smoke_root, smoke_workdir
 from tfvae import data as data_lib
 from tfvae import models, train, trainer
 from tfvae.config_loader import load_config
@@ -212,8 +212,9 @@ def test_config_is_locked_documented_and_validates_arguments(path):
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
 def test_every_config_runs_under_smoke(path, tmp_path, tmp_path_factory):
     name = os.path.basename(path)[: -len(".py")]
-    if SMOKE_CONFIGS.get(name) == f"configs/{name}.py:smoke":
-        # The same run that test_export and test_evaluation use: trained once per test run.
+    if SHARED_RUNS.get(name) == f"configs/{name}.py:smoke":
+        # The same run that other test files read (test_export, test_evaluation,
+        # test_tensorboard): trained once per test run.
         workdir = smoke_workdir(smoke_root(tmp_path_factory), name)
         with open(os.path.join(workdir, "train_metrics.json")) as f:
             final = json.load(f)["val"]

@@ -184,10 +184,17 @@ class Experiment:
             return tf.function(step_fn, jit_compile=jit_compile)
         inner = tf.function(step_fn, jit_compile=True) if jit_compile else step_fn
 
+        def replica_fn(batch):
+            # Every replica returns the replicas' mean (an all-reduce in replica context:
+            # ``strategy.reduce`` of a step's outputs fails inside tf.function under
+            # MultiWorkerMirroredStrategy).
+            out = inner(batch)
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, out)
+
         @tf.function
         def run(batch):
-            out = self.strategy.run(inner, args=(batch,))
-            return self.strategy.reduce(tf.distribute.ReduceOp.MEAN, out, axis=None)
+            out = self.strategy.run(replica_fn, args=(batch,))
+            return self.strategy.experimental_local_results(out)[0]
 
         return run
 

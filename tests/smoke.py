@@ -1,9 +1,9 @@
 """Smoke-trained models shared by the test files that need the same ones.
 
-``configs/vae.py:smoke`` and ``configs/dpvae.py:smoke`` are trained once per test run, under
-pytest-xdist too: the workdirs live in the run's shared temporary folder and a lock per model
-makes a second caller (another test file or xdist worker) wait for the first and reuse its
-files. Tests that change a workdir copy it first.
+The runs in ``SHARED_RUNS`` are trained once per test run, under pytest-xdist too: the workdirs
+live in the run's shared temporary folder and a lock per model makes a second caller (another
+test file or xdist worker) wait for the first and reuse its files. Tests that change a workdir
+copy it first.
 """
 
 import fcntl
@@ -16,6 +16,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The cheaper VAE first: when test_export trains these while test_evaluation (another xdist
 # worker) needs the dpVAE, the two train side by side instead of one waiting for both.
 SMOKE_CONFIGS = {"vae": "configs/vae.py:smoke", "dpvae": "configs/dpvae.py:smoke"}
+# Every shared run: the exported ones (test_export exports each of SMOKE_CONFIGS) and the runs
+# test_tensorboard reads that test_training's every-config smoke test also trains.
+SHARED_RUNS = {
+    **SMOKE_CONFIGS,
+    "beta_vae_b": "configs/beta_vae_b.py:smoke",
+    "mask_aae": "configs/mask_aae.py:smoke",
+}
 
 
 def smoke_root(tmp_path_factory):
@@ -31,13 +38,13 @@ def smoke_root(tmp_path_factory):
 
 
 def smoke_workdir(root, name: str) -> str:
-    """The workdir of ``SMOKE_CONFIGS[name]`` under ``root``, trained by the first caller."""
+    """The workdir of ``SHARED_RUNS[name]`` under ``root``, trained by the first caller."""
     os.makedirs(root, exist_ok=True)
     workdir = os.path.join(str(root), name)
     with open(os.path.join(str(root), f".lock-{name}"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not os.path.exists(os.path.join(workdir, "train_metrics.json")):
-            path, _, arg = SMOKE_CONFIGS[name].partition(":")
+            path, _, arg = SHARED_RUNS[name].partition(":")
             trainer.train_and_evaluate(load_config(os.path.join(REPO, path) + ":" + arg), workdir)
     return workdir
 

@@ -19,6 +19,18 @@ from tfvae.config_loader import load_config
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "tests", "scripts")
 MOONS = os.path.join(REPO, "configs", "vae.py") + ":two_moons,smoke"
+# He et al.'s aggressive mode (data-dependent encoder updates, then the decoder's) on two moons.
+AGGRESSIVE_MOONS = {
+    "data.name": "two_moons",
+    "data.binarize": "none",
+    "data.num_examples": 512,
+    "data.noise": 0.05,
+    "data.val_size": 64,
+    "model.latent_dim": 2,
+    "model.encoder": {"name": "mlp", "options": {"hidden_sizes": (16,)}},
+    "model.decoder": {"name": "mlp", "options": {"hidden_sizes": (16,)}},
+    "model.likelihood": {"name": "gaussian", "options": {"weight": 1.0}},
+}
 
 
 def _env(**extra):
@@ -29,9 +41,18 @@ def _env(**extra):
 
 
 @pytest.mark.slow
-def test_two_mirrored_cpus_match_one_device(tmp_path):
+@pytest.mark.parametrize(
+    "spec,overrides",
+    [
+        (MOONS, {}),
+        (os.path.join(REPO, "configs", "vae_aggressive.py") + ":smoke", AGGRESSIVE_MOONS),
+    ],
+    ids=["vae", "aggressive"],
+)
+def test_two_mirrored_cpus_match_one_device(tmp_path, spec, overrides):
+    script = os.path.join(SCRIPTS, "mirrored_vs_single.py")
     out = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS, "mirrored_vs_single.py"), MOONS, str(tmp_path)],
+        [sys.executable, script, spec, str(tmp_path), json.dumps(overrides)],
         capture_output=True,
         text=True,
         env=_env(),
@@ -43,6 +64,10 @@ def test_two_mirrored_cpus_match_one_device(tmp_path):
     assert result["replicas"] == [1, 2]
     assert result["max_abs_weight"] > 0.01
     assert result["max_abs_diff"] < 1e-5, result
+    single, mirrored = result["updates"]  # updates per optimizer over the 5 steps
+    assert single == mirrored
+    if overrides:  # aggressive: several encoder updates per step, then one decoder update
+        assert single["decoder"] == 5 and single["encoder"] >= 5 * 20 and single["main"] == 0
 
 
 def _free_ports(n):

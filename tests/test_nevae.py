@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import aggressive, collapse, evaluation, losses, networks, trainer
+from tfvae import aggressive, collapse, evaluation, losses, networks, trainer, traversals
+from tfvae import data as data_lib
 from tfvae.build import build_model
 from tfvae.config_loader import load_config
 from tfvae.likelihoods import Gaussian
@@ -169,21 +170,22 @@ def test_kl_annealing_weights_only_the_kl_term_of_ne_vae():
 # ----------------------------------------------------------------------------------------------
 # Aggressive training
 # ----------------------------------------------------------------------------------------------
-def _aggressive(patience=5, seed=0):
+def _aggressive(patience=5, seed=0, optimizer=None):
+    """A small VAE in aggressive mode and its step as the trainer runs it (one device)."""
     keras.utils.set_random_seed(seed)
     model = _mlp_model(VAE)
     model.compile({"main": keras.optimizers.Adam(1e-2)})
     data = np.random.default_rng(seed).normal(size=(256, D)).astype(np.float32)
+    spec = optimizer or {"name": "adam", "learning_rate": 1e-2, "clipnorm": None}
+    mode = aggressive.AggressiveTraining(model, optimizer=spec, patience=patience)
     model.build_all(tf.constant(data[:8]))
-    mode = aggressive.AggressiveTraining(
-        model,
-        optimizer={"name": "adam", "learning_rate": 1e-2, "clipnorm": None},
-        train_images=data,
-        batch_size=16,
-        seed=seed,
-        patience=patience,
-    )
-    return model, mode, tf.constant(data[:16])
+
+    def stream(seed_offset, start):
+        return iter(
+            data_lib.train_dataset(data, batch_size=16, seed=seed + seed_offset, start_step=start)
+        )
+
+    return model, mode, stream, tf.constant(data[:16])
 
 
 def _snap(variables):
@@ -194,36 +196,52 @@ def _same(before, variables):
     return all(np.array_equal(b, v.numpy()) for b, v in zip(before, variables, strict=True))
 
 
+def _moved(before, variables) -> set:
+    return {
+        id(v) for b, v in zip(before, variables, strict=True) if not np.array_equal(b, v.numpy())
+    }
+
+
+def _iterations(optimizer) -> int:
+    return int(optimizer.iterations.numpy())
+
+
 def test_aggressive_step_runs_encoder_only_updates_then_one_decoder_only_update():
-    model, mode, batch = _aggressive()
+    model, mode, stream, batch = _aggressive()
     enc, dec = mode.encoder_variables(), mode.decoder_variables()
     assert {id(v) for v in enc + dec} == {id(v) for v in model.autoencoder_variables}
-    dec_start, enc_start = _snap(dec), _snap(enc)
-    calls = []
-    real_encoder_fn, real_decoder_fn = mode._encoder_fn, mode._decoder_fn
+    assert not {id(v) for v in enc} & {id(v) for v in dec}
+    everything = model.autoencoder_variables
+    calls = []  # per compiled call: (variables it moved, whether it was the step's end)
 
-    def encoder_spy(data):
-        loss = real_encoder_fn(data)
-        calls.append(float(loss))
-        assert _same(dec_start, dec), "an encoder-only update moved the decoder"
-        return loss
+    def spying_compile(fn):
+        compiled = tf.function(fn)
 
-    def decoder_spy(data):
-        enc_before = _snap(enc)
-        logs = real_decoder_fn(data)
-        assert _same(enc_before, enc), "the decoder-only update moved the encoder"
-        return logs
+        def run(data):
+            before = _snap(everything)
+            out = compiled(data)
+            calls.append((_moved(before, everything), isinstance(out, dict)))
+            return out
 
-    mode._encoder_fn, mode._decoder_fn = encoder_spy, decoder_spy
-    logs = mode.train_step(batch)
-    assert logs["encoder_steps"] == len(calls) >= mode.window
-    assert not _same(enc_start, enc) and not _same(dec_start, dec)
+        return run
+
+    logs = model.make_step(spying_compile, stream)(batch)
+    *encoder_calls, (decoder_moved, last_is_end) = calls
+    assert last_is_end and not any(end for _, end in encoder_calls)
+    assert logs["encoder_steps"] == len(encoder_calls) >= mode.window
+    for moved, _ in encoder_calls:
+        assert moved and moved <= {id(v) for v in enc}, "an encoder update moved the decoder"
+    assert decoder_moved and decoder_moved <= {id(v) for v in dec}, "decoder update moved enc"
     assert int(model.step.numpy()) == 1
     # The first encoder update used the step's batch, every later one a fresh batch.
-    assert int(mode.state.fresh_batches.numpy()) == len(calls) - 1
-    assert int(mode.state.decoder_optimizer.iterations.numpy()) == 1
-    assert int(mode.state.encoder_optimizer.iterations.numpy()) == len(calls)
-    assert int(model.optimizers["main"].iterations.numpy()) == 0
+    assert int(mode.state.fresh_batches.numpy()) == len(encoder_calls) - 1
+    assert _iterations(model.optimizers["decoder"]) == 1
+    assert _iterations(model.optimizers["encoder"]) == len(encoder_calls)
+    assert _iterations(model.optimizers["main"]) == 0
+    # The trackers hold the decoder update's terms only (one update per step).
+    assert float(model.trackers["loss"].count.numpy()) == 1
+    with pytest.raises(ValueError, match="make_step"):
+        model.train_step(batch)  # data-dependent repeats cannot run as one graph
 
 
 @pytest.mark.parametrize(
@@ -232,40 +250,70 @@ def test_aggressive_step_runs_encoder_only_updates_then_one_decoder_only_update(
         ([5.0, 4.0, 3.0, 3.5], 40),  # the 4th window's running loss did not improve
         ([5.0, 5.0], 20),  # equal is not an improvement
         ([10.0 - k for k in range(10)], 100),  # always improving: the cap
+        ([5.0, float("nan"), 4.0, 4.0], 40),  # a NaN window never stops the loop by itself
     ],
 )
 def test_aggressive_inner_loop_stops_when_the_running_loss_stops_improving(
     window_means, expected_steps
 ):
-    model, mode, batch = _aggressive()
-    script = iter(np.repeat(window_means, mode.window).tolist())
-    mode._encoder_fn = lambda data: next(script)
-    mode._decoder_fn = lambda data: {}
-    assert mode.train_step(batch)["encoder_steps"] == expected_steps
+    model, mode, stream, batch = _aggressive()
+    script = iter(np.repeat(window_means, mode.window).tolist() + [0.0] * 100)
+
+    def scripted_compile(fn):  # real updates, scripted losses
+        compiled = tf.function(fn)
+        return lambda data: out if isinstance(out := compiled(data), dict) else next(script)
+
+    assert model.make_step(scripted_compile, stream)(batch)["encoder_steps"] == expected_steps
+    assert _iterations(model.optimizers["encoder"]) == expected_steps
 
 
 def test_aggressive_mode_switches_off_after_patience_failures_and_trains_jointly():
-    model, mode, batch = _aggressive(patience=3)
-    actives = [mode.end_of_validation(mi)["aggressive_active"] for mi in (1.0, 2.0, 1.5, 2.5)]
+    model, mode, stream, batch = _aggressive(patience=3)
+    actives = [
+        mode.end_of_validation({"mutual_information": mi})["aggressive_active"]
+        for mi in (1.0, 2.0, 1.5, 2.5)
+    ]
     assert actives == [1.0] * 4  # one failure (1.5), then a new best
     assert float(mode.state.best_mi.numpy()) == 2.5
-    assert mode.end_of_validation(2.4)["aggressive_active"] == 1.0  # failure 2 (not in a row)
-    assert mode.end_of_validation(float("nan"))["aggressive_active"] == 0.0  # failure 3
-    assert mode.end_of_validation(9.0)["aggressive_active"] == 0.0  # off for good
-    mode._encoder_fn = None  # must not be called any more
+    off = [
+        mode.end_of_validation({"mutual_information": mi})["aggressive_active"]
+        for mi in (2.4, float("nan"), 9.0)
+    ]
+    assert off == [1.0, 0.0, 0.0]  # failure 2 (not in a row), failure 3 (NaN), off for good
+    (joint,) = model.step_phases()
+    assert joint.until is None and joint.optimizer == ("encoder", "decoder")
     enc, dec = _snap(mode.encoder_variables()), _snap(mode.decoder_variables())
-    logs = mode.train_step(batch)
-    assert logs["encoder_steps"] == 0
+    logs = model.make_step(tf.function, stream)(batch)
+    assert "encoder_steps" not in logs
     assert not _same(enc, mode.encoder_variables()) and not _same(dec, mode.decoder_variables())
+    # One gradient, split between the two optimizers: their state carries on.
+    assert _iterations(model.optimizers["encoder"]) == _iterations(model.optimizers["decoder"]) == 1
+    assert _iterations(model.optimizers["main"]) == 0
+
+
+def test_aggressive_joint_update_clips_the_whole_gradient_once():
+    clip = 1e-3  # far below the gradient's norm
+    spec = {"name": "sgd", "learning_rate": 1.0, "global_clipnorm": clip}
+    model, mode, stream, batch = _aggressive(patience=1, optimizer=spec)
+    mode.end_of_validation({"mutual_information": float("nan")})  # the mode ends
+    variables = mode.encoder_variables() + mode.decoder_variables()
+    before = _snap(variables)
+    model.make_step(tf.function, stream)(batch)
+    step = np.sqrt(
+        sum(np.sum((v.numpy() - b) ** 2) for b, v in zip(before, variables, strict=True))
+    )
+    # SGD with rate 1 moves by the clipped gradient: norm `clip` over both halves together
+    # (clipping each half on its own would give up to sqrt(2) * clip).
+    np.testing.assert_allclose(step, clip, rtol=1e-4)
 
 
 def test_aggressive_state_is_part_of_the_model_checkpoint(tmp_path):
-    model, mode, batch = _aggressive(patience=2)
-    mode.train_step(batch)
-    mode.end_of_validation(1.0)
-    mode.end_of_validation(0.5)
+    model, mode, stream, batch = _aggressive(patience=2)
+    model.make_step(tf.function, stream)(batch)
+    mode.end_of_validation({"mutual_information": 1.0})
+    mode.end_of_validation({"mutual_information": 0.5})
     path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
-    other_model, other, _ = _aggressive(patience=2, seed=1)
+    other_model, other, _, _ = _aggressive(patience=2, seed=1)
     tf.train.Checkpoint(model=other_model).restore(path).assert_existing_objects_matched()
     for name in ("active", "best_mi", "failures", "fresh_batches"):
         assert getattr(other.state, name).numpy() == getattr(mode.state, name).numpy(), name
@@ -300,11 +348,10 @@ def test_trainer_resumes_aggressive_mode_exactly_and_logs_collapse_metrics(tmp_p
     a = trainer.Experiment(_moons_aggressive(**steps), str(tmp_path / "a"))
     b = trainer.Experiment(_moons_aggressive(**steps), str(tmp_path / "b"))
     assert a.step == b.step == 4
-    assert int(a.aggressive.state.fresh_batches.numpy()) > 0
+    sa, sb = a.model.aggressive_state, b.model.aggressive_state
+    assert int(sa.fresh_batches.numpy()) > 0
     for name in ("active", "best_mi", "failures", "fresh_batches"):
-        assert (
-            getattr(a.aggressive.state, name).numpy() == getattr(b.aggressive.state, name).numpy()
-        )
+        assert getattr(sa, name).numpy() == getattr(sb, name).numpy()
     for wa, wb in zip(a.model.weights, b.model.weights, strict=True):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy())
     tags = set()
@@ -321,13 +368,24 @@ def test_trainer_resumes_aggressive_mode_exactly_and_logs_collapse_metrics(tmp_p
     } <= tags
 
 
-def test_aggressive_mode_refuses_float16_and_trains_in_bfloat16(tmp_path):
-    config = _moons_aggressive(mixed_precision="mixed_float16")
-    with pytest.raises(ValueError, match="mixed_bfloat16"):
-        trainer.Experiment(config, str(tmp_path / "f16"))
-    config = _moons_aggressive(mixed_precision="mixed_bfloat16", num_steps=2)
-    final = trainer.train_and_evaluate(config, str(tmp_path / "bf16"))
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_aggressive_mode_trains_in_mixed_precision(tmp_path, policy):
+    config = _moons_aggressive(mixed_precision=policy, num_steps=2)
+    final = trainer.train_and_evaluate(config, str(tmp_path / policy))
     assert np.isfinite(final["loss"])
+    exp = trainer.Experiment(config, str(tmp_path / policy))
+    encoder = exp.model.optimizers["encoder"]
+    # float16 gradients are loss-scaled in the encoder and decoder updates too.
+    assert (type(encoder).__name__ == "LossScaleOptimizer") == (policy == "mixed_float16")
+    assert int(encoder.iterations.numpy()) >= 2 * exp.model.training_mode.window
+    assert int(exp.model.optimizers["decoder"].iterations.numpy()) == 2
+
+
+def test_aggressive_mode_needs_the_validation_mutual_information(tmp_path):
+    config = _moons_aggressive(collapse_metrics=False)
+    with pytest.raises(ValueError, match="collapse_metrics=True"):
+        trainer.Experiment(config, str(tmp_path / "a"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -493,10 +551,17 @@ def test_pixelcnn_public_sampler_follows_its_uniforms():
 
 
 def test_traversal_codes_lines_and_distances():
-    single = collapse.single_dimension_codes(3)
+    single = traversals.single_dimension_codes(3)
     assert single.shape == (3, 100, 3)
     np.testing.assert_allclose(single[1, :, 1], np.linspace(-10, 10, 100), rtol=1e-6)
     assert np.all(single[1, :, [0, 2]] == 0)
+    # Around a center (disentanglement_lib's traversals of an encoded image), chosen rows.
+    around = traversals.single_dimension_codes(3, [2, 0], low=-1, high=1, steps=5, center=[7, 8, 9])
+    assert around.shape == (2, 5, 3) and around.dtype == np.float32
+    np.testing.assert_allclose(around[0], [[7, 8, v] for v in np.linspace(-1, 1, 5)])
+    np.testing.assert_allclose(around[1], [[v, 8, 9] for v in np.linspace(-1, 1, 5)])
+    line = traversals.line_codes(np.array([[1.0, 2.0]]), np.array([[3.0, -2.0]]), 3)
+    np.testing.assert_allclose(line, [[[1, 2], [2, 0], [3, -2]]])  # both ends and the middle
     rand = collapse.random_direction_codes(5, 4, zero_dims=(0, 3), seed=1)
     assert rand.shape == (4, 100, 5)
     np.testing.assert_allclose(np.linalg.norm(rand[:, -1], axis=1), 10.0, rtol=1e-5)

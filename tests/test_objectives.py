@@ -88,7 +88,7 @@ def _assert_phases_isolated(model, x, label):
     nets = [model.encoder, model.decoder, model.prior, getattr(model, "adversary", None)]
     bookkeeping = {id(model.step), id(model.seed_generator.state)}
     everything = [v for v in model.variables if id(v) not in bookkeeping]
-    batches = model._split(x)
+    batches = model.split_batches(x)
     for phase in model.phases():
         own = {id(v) for v in phase.variables()}
         for net in filter(None, nets):
@@ -162,7 +162,7 @@ def _terms_and_parts(model, x, **hparams):
     followed by ``prior_z``, the model's next draw from its prior (InfoVAE's MMD sample)."""
     for key, value in hparams.items():
         setattr(model, key, value)
-    batches = model._split(x)
+    batches = model.split_batches(x)
     state = tf.identity(model.seed_generator.state)
     terms = model.loss_terms(batches, True)
     model.seed_generator.state.assign(state)  # replay the same draws

@@ -12,6 +12,7 @@ from PIL import Image
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.plugins.projector import projector_config_pb2
 
+from tests.smoke import SHARED_RUNS, smoke_root, smoke_workdir
 from tfvae import evaluation, trainer
 from tfvae.config_loader import load_config
 
@@ -38,14 +39,6 @@ def _events(folder) -> dict:
     return out
 
 
-def _train(tmp, config: str, **train) -> tuple[str, object]:
-    cfg = load_config(os.path.join(REPO, config))
-    cfg.train.update(train)
-    workdir = str(tmp / config.split("/")[-1].split(".")[0])
-    trainer.train_and_evaluate(cfg, workdir)
-    return workdir, cfg
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tensorboard")
@@ -59,11 +52,16 @@ def runs(tmp_path_factory):
     evaluation.evaluate_workdir(
         vae, evaluation.EvalOptions(metrics=("skl",), verbose=False).with_num_samples(64)
     )
-    return {
-        "vae": (vae, cfg),
-        "beta_vae_b": _train(tmp, "configs/beta_vae_b.py:smoke"),
-        "mask_aae": _train(tmp, "configs/mask_aae.py:smoke", jit_compile=False),
+    # The smoke runs test_training's every-config test reads too: trained once per test run.
+    # (mask_aae's jit_compile "auto" is False on this CPU-only suite.)
+    shared = {
+        name: (
+            smoke_workdir(smoke_root(tmp_path_factory), name),
+            load_config(os.path.join(REPO, SHARED_RUNS[name])),
+        )
+        for name in ("beta_vae_b", "mask_aae")
     }
+    return {"vae": (vae, cfg), **shared}
 
 
 def _plugin(events, tag):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.smoke import SMOKE_CONFIGS, smoke_root, smoke_workdir
+from tests.smoke import SHARED_RUNS, smoke_root, smoke_workdir
 from tfvae import data as data_lib
 from tfvae import models, train, trainer
 from tfvae.config_loader import load_config
@@ -75,6 +75,9 @@ def test_workdir_holds_config_logs_and_checkpoints(tmp_path):
             for event in tf.compat.v1.train.summary_iterator(path):
                 tags |= {v.tag for v in event.summary.value}
     assert {"train/loss", "train/tc", "val/loss", "val/adversary_loss"} <= tags
+    # The final terms are the last step's validation: a run resumed at its end, which has no
+    # step to run and validates the restored weights afresh, reports the same.
+    assert trainer.train_and_evaluate(config, str(tmp_path)) == pytest.approx(final, rel=1e-6)
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
@@ -118,15 +121,15 @@ def test_non_finite_weights_are_not_checkpointed(tmp_path, monkeypatch):
     # step's logged terms are finite, so only the weights show it.
     config = _moons("vae.py", num_steps=2)
     trainer.train_and_evaluate(config, str(tmp_path))
-    real_step = models.Autoencoder.train_step
+    real_phases = models.Autoencoder._run_phases  # the compiled body of every step
 
-    def exploding(self, data):
-        logs = real_step(self, data)
+    def exploding(self, phases, data, finish):
+        logs = real_phases(self, phases, data, finish)
         kernel = self.decoder.trainable_variables[0]
         kernel.assign(tf.where(self.step >= 4, kernel + float("nan"), kernel))
         return logs
 
-    monkeypatch.setattr(models.Autoencoder, "train_step", exploding)
+    monkeypatch.setattr(models.Autoencoder, "_run_phases", exploding)
     with pytest.raises(trainer.NonFiniteLossError, match=r"Non-finite weights at step 4 .*ckpt-2"):
         trainer.train_and_evaluate(_moons("vae.py", num_steps=4), str(tmp_path))
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-2")
@@ -209,8 +212,9 @@ def test_config_is_locked_documented_and_validates_arguments(path):
 @pytest.mark.parametrize("path", CONFIG_FILES, ids=os.path.basename)
 def test_every_config_runs_under_smoke(path, tmp_path, tmp_path_factory):
     name = os.path.basename(path)[: -len(".py")]
-    if SMOKE_CONFIGS.get(name) == f"configs/{name}.py:smoke":
-        # The same run that test_export and test_evaluation use: trained once per test run.
+    if SHARED_RUNS.get(name) == f"configs/{name}.py:smoke":
+        # The same run that other test files read (test_export, test_evaluation,
+        # test_tensorboard): trained once per test run.
         workdir = smoke_workdir(smoke_root(tmp_path_factory), name)
         with open(os.path.join(workdir, "train_metrics.json")) as f:
             final = json.load(f)["val"]

@@ -4,43 +4,51 @@ Reference: He, Spokoyny, Neubig, Berg-Kirkpatrick. Lagging Inference Networks an
 Collapse in Variational Autoencoders. ICLR 2019, Algorithm 1; settings from their code
 (jxhe/vae-lagging-encoder). METHODS.md section 5.
 
+The mode rearranges the objective's first (autoencoder) phase, and the base model's one step
+(``tfvae.models.Autoencoder.make_step``) runs the result like any objective's phases.
 While the mode is active, one training step is
 
-1. encoder-only updates of the objective's loss: the first on the step's batch (as in their
-   code), the following ones on fresh training batches, at most ``max_encoder_steps``. After every
-   ``window`` updates the mean loss of those updates is compared with the previous window's;
-   the inner loop stops as soon as it did not decrease;
-2. one decoder-only update (decoder and prior) on the step's batch. The step counter, the
-   trackers and so KL annealing advance once per step, as in the normal path.
+1. an encoder-only phase with data-dependent repeats (``models.Until``) of the objective's
+   loss: the first update on the step's batch (as in their code), the following ones on fresh
+   training batches, at most ``max_encoder_steps``. After every ``window`` updates the mean
+   loss of those updates is compared with the previous window's; the inner loop stops as soon
+   as it did not decrease (``stopped_improving``);
+2. one decoder-only phase (decoder and prior) on the step's batch. The step counter, the
+   trackers and so KL annealing advance once per step, as in the normal path; the encoder
+   phase's terms are not tracked, and its update count is logged as ``encoder_steps``.
 
-After each validation, ``end_of_validation(mi)`` compares the validation mutual information with
-the best seen so far; once it has failed to improve ``patience`` times in all (not necessarily in
-a row) the mode switches off for good. He et al.'s code stops at the first epoch whose MI is below
-the previous one; the project's rule (METHODS.md) is more patient.
+After each validation the hook ``end_of_validation(val)`` compares the validation mutual
+information with the best seen so far; once it has failed to improve ``patience`` times in all
+(not necessarily in a row) the mode switches off for good. He et al.'s code stops at the first
+epoch whose MI is below the previous one; the project's rule (METHODS.md) is more patient. The
+MI is the one the collapse metrics add to the validation results, so the mode needs
+``train.collapse_metrics``.
 
-Optimizers: as in He et al., the encoder and the decoder side each have their own optimizer,
-copies of ``config.optimizers.main`` (so Adam's moments and step counts belong to the updates
-they scale). After the mode ends a step is one gradient of the full loss, clipped jointly as the
-main optimizer would (``global_clipnorm``), and applied by both optimizers, so their state carries
-on. The model's own "main" optimizer is unused in this mode. Further phases of adversarial
-objectives run unchanged after the main update.
+Optimizers: as in He et al., the encoder and the decoder side each have their own optimizer
+(``model.optimizers["encoder"]``, ``["decoder"]``), copies of ``config.optimizers.main`` (so
+Adam's moments and step counts belong to the updates they scale), loss-scaled under
+``mixed_float16`` like every optimizer (``tfvae.build.build_optimizer``). After the mode ends a
+step is one phase: one gradient of the full loss, clipped jointly as the main optimizer would
+(``Phase.clipnorm`` = its ``global_clipnorm``) and split between the two optimizers, so their
+state carries on. The model's own "main" optimizer is unused in this mode. Further phases of
+adversarial objectives run unchanged after the main update. Under a distribution strategy the
+encoder updates' losses are replica means, so every replica runs the same number of updates.
 
 State that must survive a restart (active flag, best MI, failure count, fresh batches drawn, the
-two optimizers) lives in an ``AggressiveState`` attached to the model as ``model.aggressive_state``,
-so the model's checkpoint carries it. The fresh batches come from their own step-deterministic
-stream (``tfvae.data.train_dataset`` with another seed), started at the number already drawn.
+two optimizers) lives in an ``AggressiveState`` attached to the model as
+``model.aggressive_state``, so the model's checkpoint carries it. The fresh batches come from
+their own step-deterministic stream (the training pipeline with ``seed + FRESH_SEED_OFFSET``),
+started at the number already drawn.
 """
 
 import math
 
+import keras
 import tensorflow as tf
 
-from tfvae import data as data_lib
-from tfvae.build import resolve_jit_compile
+from tfvae.build import build_optimizer
 from tfvae.errors import InvalidValue
-from tfvae.models import Autoencoder
-from tfvae.optimizers import OPTIMIZERS
-from tfvae.registry import lookup
+from tfvae.models import Autoencoder, Phase, Until
 
 # Seed offset of the fresh-batch stream, so that it never repeats the main stream's batches.
 FRESH_SEED_OFFSET = 1_000_003
@@ -67,26 +75,28 @@ class AggressiveState(tf.Module):
         self.decoder_optimizer = decoder_optimizer
 
 
-def _optimizer(spec: dict):
-    spec = dict(spec)
-    cls = lookup(OPTIMIZERS, spec.pop("name"), "optimizer")
-    return cls(**{k: v for k, v in spec.items() if v is not None})
+def stopped_improving(losses: list[float], window: int) -> bool:
+    """He et al.'s inner-loop rule: after every ``window`` updates, True when the mean loss of
+    the last window is not below the previous window's (equal is no improvement; a NaN mean
+    compares False, so it never stops the loop by itself)."""
+    k = len(losses)
+    if k % window or k < 2 * window:
+        return False
+    current = sum(losses[-window:]) / window
+    previous = sum(losses[-2 * window : -window]) / window
+    return current >= previous
 
 
 class AggressiveTraining:
-    """Drives a built, compiled model in aggressive mode.
+    """He et al.'s aggressive mode, attached to a compiled model before its ``build_all``.
 
     Args:
-      model: the model (its variables and optimizers already built, ``build_all``).
+      model: the model (compiled; ``build_all`` not yet run: it builds the mode's optimizers).
       optimizer: the optimizer spec both copies are built from (``config.optimizers.main``).
-      train_images: the training split, source of the fresh batches.
-      batch_size: examples per minibatch (times ``model.batches_per_step`` per step).
-      seed: the run's seed; the fresh stream uses ``seed + FRESH_SEED_OFFSET``.
-      binarize, dequantize, augment: the training pipeline's transforms (``config.data``).
+      mixed_precision: ``config.train.mixed_precision`` (loss scaling under mixed_float16).
       max_encoder_steps: at most this many encoder-only updates per step (He et al.: 100).
       window: the running loss is compared every ``window`` updates (He et al.: 10).
       patience: validations without a new best MI before the mode ends (METHODS.md: 5).
-      jit_compile: passed to ``tf.function``.
     """
 
     def __init__(
@@ -94,16 +104,10 @@ class AggressiveTraining:
         model: Autoencoder,
         *,
         optimizer: dict,
-        train_images,
-        batch_size: int,
-        seed: int,
-        binarize: str = "none",
-        dequantize: bool = False,
-        augment: str = "none",
+        mixed_precision: str = "float32",
         max_encoder_steps: int = 100,
         window: int = 10,
         patience: int = 5,
-        jit_compile: bool = False,
     ):
         if not model.stochastic:
             raise InvalidValue("Aggressive training is defined for VAEs (a stochastic encoder).")
@@ -120,44 +124,32 @@ class AggressiveTraining:
             )
         self.model = model
         self.max_encoder_steps, self.window, self.patience = max_encoder_steps, window, patience
-        self._fresh = dict(
-            x=train_images,
-            batch_size=batch_size * model.batches_per_step,
-            seed=seed + FRESH_SEED_OFFSET,
-            binarize=binarize,
-            dequantize=dequantize,
-            augment=augment,
+        self.clipnorm = optimizer.get("global_clipnorm")
+        self.state = AggressiveState(
+            build_optimizer(optimizer, mixed_precision), build_optimizer(optimizer, mixed_precision)
         )
-        self._fresh_iterator = None
-        self._clipnorm = optimizer.get("global_clipnorm")
-        self.state = AggressiveState(_optimizer(optimizer), _optimizer(optimizer))
-        self.state.encoder_optimizer.build(self.encoder_variables())
-        self.state.decoder_optimizer.build(self.decoder_variables())
         # Attached to the model: the model's checkpoint holds the mode's state.
         model.aggressive_state = self.state
-        self._encoder_fn = tf.function(self._encoder_update, jit_compile=jit_compile)
-        self._decoder_fn = tf.function(self._decoder_update, jit_compile=jit_compile)
-        self._joint_fn = tf.function(self._joint_update, jit_compile=jit_compile)
+        for name, opt in (
+            ("encoder", self.state.encoder_optimizer),
+            ("decoder", self.state.decoder_optimizer),
+        ):
+            model.optimizers[name] = opt
+            model.grad_norms[name] = keras.metrics.Mean(name=f"grad_norm_{name}")
+        model.training_mode = self
 
     @classmethod
-    def from_config(cls, model: Autoencoder, config, train_images) -> "AggressiveTraining":
+    def attach(cls, model: Autoencoder, config) -> "AggressiveTraining":
         """The mode for ``config`` (``config.train.aggressive``) with He et al.'s settings."""
-        if config.train.mixed_precision == "mixed_float16":
-            # Its own encoder and decoder optimizers step on gradients of one (jointly clipped)
-            # loss that is never loss-scaled, so float16 gradients could underflow.
+        if not config.train.collapse_metrics:
             raise InvalidValue(
-                "train.aggressive does not support train.mixed_precision='mixed_float16' (no "
-                "loss scaling in its encoder/decoder updates); use 'mixed_bfloat16' or "
-                "'float32'."
+                "train.aggressive ends by the validation mutual information, which "
+                "train.collapse_metrics computes: set --config.train.collapse_metrics=True."
             )
         return cls(
             model,
             optimizer=config.optimizers.main.to_dict(),
-            train_images=train_images,
-            batch_size=config.train.batch_size,
-            seed=config.seed,
-            **data_lib.train_transforms(config.data),
-            jit_compile=resolve_jit_compile(config.train.jit_compile),
+            mixed_precision=config.train.mixed_precision,
         )
 
     # ------------------------------------------------------------------------------------------
@@ -176,95 +168,44 @@ class AggressiveTraining:
         return bool(self.state.active.numpy())
 
     # ------------------------------------------------------------------------------------------
-    # Updates (each traced once by tf.function)
+    # The step's phases and the switch
     # ------------------------------------------------------------------------------------------
-    def _main_terms(self, batches) -> tuple[dict, tf.Tensor]:
-        main = self.model.phases()[0]
-        terms = {k: tf.reduce_mean(v) for k, v in main.loss_fn(batches, True).items()}
-        return terms, terms[main.loss_key]
-
-    def _apply(self, optimizer, grads, variables):
-        optimizer.apply_gradients(
-            [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
-        )
-
-    def _finish_step(self, terms: dict, batches) -> dict:
-        for key, value in terms.items():
-            self.model.trackers[key].update_state(value)
-        for phase in self.model.phases()[1:]:  # e.g. an adversary: unchanged
-            for _ in range(phase.repeats):
-                reduced = self.model.apply_phase(phase, batches)
-            for key, value in reduced.items():
-                self.model.trackers[key].update_state(value)
-        self.model.step.assign_add(1)
-        return {key: tracker.result() for key, tracker in self.model.trackers.items()}
-
-    def _encoder_update(self, data) -> tf.Tensor:
-        variables = self.encoder_variables()
-        with tf.GradientTape() as tape:
-            _, loss = self._main_terms(self.model._split(data))
-        self._apply(self.state.encoder_optimizer, tape.gradient(loss, variables), variables)
-        return loss
-
-    def _decoder_update(self, data) -> dict:
-        batches = self.model._split(data)
-        variables = self.decoder_variables()
-        with tf.GradientTape() as tape:
-            terms, loss = self._main_terms(batches)
-        self._apply(self.state.decoder_optimizer, tape.gradient(loss, variables), variables)
-        return self._finish_step(terms, batches)
-
-    def _joint_update(self, data) -> dict:
-        batches = self.model._split(data)
-        enc, dec = self.encoder_variables(), self.decoder_variables()
-        with tf.GradientTape() as tape:
-            terms, loss = self._main_terms(batches)
-        grads = tape.gradient(loss, enc + dec)
-        if self._clipnorm is not None:
-            # One joint clip, as one optimizer over all variables would do (He et al. too).
-            kept = [g for g in grads if g is not None]
-            clipped, _ = tf.clip_by_global_norm(kept, self._clipnorm)
-            it = iter(clipped)
-            grads = [None if g is None else next(it) for g in grads]
-        self._apply(self.state.encoder_optimizer, grads[: len(enc)], enc)
-        self._apply(self.state.decoder_optimizer, grads[len(enc) :], dec)
-        return self._finish_step(terms, batches)
-
-    # ------------------------------------------------------------------------------------------
-    # The step and the switch
-    # ------------------------------------------------------------------------------------------
-    def _next_fresh(self) -> tf.Tensor:
-        if self._fresh_iterator is None:  # created lazily: after a checkpoint restore
-            start = int(self.state.fresh_batches.numpy())
-            self._fresh_iterator = iter(data_lib.train_dataset(start_step=start, **self._fresh))
-        self.state.fresh_batches.assign_add(1)
-        return next(self._fresh_iterator)
-
-    def train_step(self, data) -> dict:
-        """One training step; returns the trackers' results and ``encoder_steps``."""
+    def phases(self, phases: list[Phase]) -> list[Phase]:
+        """The objective's ``phases`` with the first (autoencoder) phase replaced: while the mode
+        is active by an encoder phase (data-dependent repeats) and a decoder phase, after it by
+        one joint update split between the two optimizers."""
+        main, *rest = phases
         if not self.active:
-            logs = dict(self._joint_fn(data))
-            logs["encoder_steps"] = 0
-            return logs
-        batch, previous, window_sum = data, math.inf, 0.0
-        for k in range(1, self.max_encoder_steps + 1):
-            window_sum += float(self._encoder_fn(batch))
-            if k % self.window == 0:
-                current = window_sum / self.window
-                if current >= previous:
-                    break
-                previous, window_sum = current, 0.0
-            if k < self.max_encoder_steps:
-                batch = self._next_fresh()
-        logs = dict(self._decoder_fn(data))
-        logs["encoder_steps"] = k
-        return logs
+            joint = Phase(
+                ("encoder", "decoder"),
+                main.loss_fn,
+                lambda: (self.encoder_variables(), self.decoder_variables()),
+                main.loss_key,
+                clipnorm=self.clipnorm,
+            )
+            return [joint, *rest]
+        until = Until(
+            max_repeats=self.max_encoder_steps,
+            stop=lambda losses: stopped_improving(losses, self.window),
+            seed_offset=FRESH_SEED_OFFSET,
+            drawn=self.state.fresh_batches,
+            log_key="encoder_steps",
+        )
+        encoder = Phase(
+            "encoder",
+            main.loss_fn,
+            self.encoder_variables,
+            main.loss_key,
+            until=until,
+            tracked=False,
+        )
+        decoder = Phase("decoder", main.loss_fn, self.decoder_variables, main.loss_key)
+        return [encoder, decoder, *rest]
 
-    def end_of_validation(self, mutual_information: float) -> dict:
-        """Applies the stopping rule to a validation MI; returns values to log.
-
-        A NaN MI counts as a failure to improve.
-        """
+    def end_of_validation(self, val: dict) -> dict:
+        """The validation hook: applies the stopping rule to ``val["mutual_information"]``;
+        returns values to log. A NaN MI counts as a failure to improve."""
+        mutual_information = val["mutual_information"]
         if self.active:
             if mutual_information > float(self.state.best_mi.numpy()):
                 self.state.best_mi.assign(mutual_information)

@@ -108,6 +108,23 @@ def build_model(config, input_shape: tuple, dataset_size: int) -> Autoencoder:
         ) from None
 
 
+def build_optimizer(spec: dict, mixed_precision: str = "float32"):
+    """One optimizer from its config (``config.optimizers.<name>`` as a dict): the registry's
+    class, an optional learning-rate ``schedule`` over its own iterations, and dynamic loss
+    scaling under ``mixed_float16``."""
+    opt = dict(spec)
+    cls = lookup(OPTIMIZERS, opt.pop("name"), "optimizer")
+    # Optional field: a schedule of the learning rate over the optimizer's own iterations.
+    schedule = opt.pop("schedule", None)
+    if schedule is not None:
+        opt["learning_rate"] = build_schedule(opt["learning_rate"], **dict(schedule))
+    optimizer = cls(**{k: v for k, v in opt.items() if v is not None})
+    if mixed_precision == "mixed_float16":
+        # float16 gradients underflow without dynamic loss scaling (bfloat16 needs none).
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
 def build_optimizers(config, model: Autoencoder) -> dict:
     """One optimizer per name the model needs, from ``config.optimizers.<name>``."""
     out = {}
@@ -118,15 +135,5 @@ def build_optimizers(config, model: Autoencoder) -> dict:
                 f" config.optimizers has {sorted(config.optimizers)}. Add config.optimizers."
                 f"{name}."
             )
-        opt = dict(config.optimizers[name])
-        cls = lookup(OPTIMIZERS, opt.pop("name"), "optimizer")
-        # Optional field: a schedule of the learning rate over the optimizer's own iterations.
-        schedule = opt.pop("schedule", None)
-        if schedule is not None:
-            opt["learning_rate"] = build_schedule(opt["learning_rate"], **dict(schedule))
-        optimizer = cls(**{k: v for k, v in opt.items() if v is not None})
-        if config.train.mixed_precision == "mixed_float16":
-            # float16 gradients underflow without dynamic loss scaling (bfloat16 needs none).
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        out[name] = optimizer
+        out[name] = build_optimizer(dict(config.optimizers[name]), config.train.mixed_precision)
     return out

@@ -20,9 +20,9 @@ and aggressive training use it; TensorBoard tags ``val/mutual_information``,
 ``val/active_units``, ``val/reencode_error``).
 
 Figures: ``plot_activity`` (bars of A_j, log scale, the 0.01 threshold); traversals
-``single_dimension_codes`` (one dimension from -10 to 10 in 100 steps, the rest 0) and
-``random_direction_codes`` (origin to a random point at distance 10, optionally with some
-dimensions held at 0: the NE-VAE paper holds the active ones at 0 to show what the collapsed
+``tfvae.traversals.single_dimension_codes`` (one dimension from -10 to 10 in 100 steps, the
+rest 0) and ``random_direction_codes`` (origin to a random point at distance 10, optionally with
+some dimensions held at 0: the NE-VAE paper holds the active ones at 0 to show what the collapsed
 ones carry). Lines are drawn in the generation space z0 and mapped to z by the prior (g^-1; the
 identity for N(0, I)), so for dp models a straight line in z0 is a curve in z.
 ``decode_codes`` renders them; for a PixelCNN every image of one call shares the same uniform
@@ -47,6 +47,7 @@ from tfvae import data as data_lib
 from tfvae import metrics
 from tfvae.errors import InvalidValue
 from tfvae.images import save_image_grid
+from tfvae.traversals import line_codes, single_dimension_codes
 
 ACTIVE_THRESHOLD = 0.01
 # Stateless seed streams of one analysis: posterior sample z, re-encoding sample z'.
@@ -214,19 +215,6 @@ def plot_activity(activity, path: str, *, threshold: float = ACTIVE_THRESHOLD, t
     plt.close(fig)
 
 
-def single_dimension_codes(
-    latent_dim: int, dims=None, *, low: float = -10.0, high: float = 10.0, steps: int = 100
-) -> np.ndarray:
-    """z0 for one-dimension traversals: row r moves dimension dims[r] from low to high, the
-    others 0. Returns ``[len(dims), steps, d]``."""
-    dims = np.arange(latent_dim) if dims is None else np.asarray(dims, int)
-    values = np.linspace(low, high, steps, dtype=np.float32)
-    z0 = np.zeros((len(dims), steps, latent_dim), np.float32)
-    for row, j in enumerate(dims):
-        z0[row, :, j] = values
-    return z0
-
-
 def random_direction_codes(
     latent_dim: int,
     num_directions: int,
@@ -249,8 +237,7 @@ def random_direction_codes(
     if np.any(norms == 0):
         raise InvalidValue("zero_dims leaves no dimension to move along.")
     target = distance * direction / norms  # [n, d], ||target|| = distance
-    t = np.linspace(0.0, 1.0, steps)[None, :, None]  # [1, steps, 1]
-    return (t * target[:, None, :]).astype(np.float32)
+    return line_codes(np.zeros_like(target), target, steps).astype(np.float32)
 
 
 def to_representation(model, z0: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tfvae import data as data_lib
 from tfvae import workdir as workdir_lib
+from tfvae.aggressive import AggressiveTraining
 from tfvae.build import build_model, build_optimizers
 from tfvae.errors import UserError
 
@@ -102,13 +103,17 @@ def build(config, spec: DataSpec):
     """The model of ``config`` with every variable created, and its optimizers.
 
     Call it inside a strategy's scope to place the variables there. Returns
-    ``(model, optimizers)``; ``model.compile(optimizers)`` has run.
+    ``(model, optimizers)``; ``model.compile(optimizers)`` has run. With
+    ``config.train.aggressive`` the model trains in He et al.'s aggressive mode
+    (``tfvae.aggressive``), whose state and two optimizers are part of the model and of
+    ``optimizers``.
     """
     model = build_model(config, spec.shape, spec.num_train)
-    optimizers = build_optimizers(config, model)
-    model.compile(optimizers)
+    model.compile(build_optimizers(config, model))
+    if config.train.aggressive:
+        AggressiveTraining.attach(model, config)
     model.build_all(tf.zeros((1, *spec.shape), tf.float32))
-    return model, optimizers
+    return model, dict(model.optimizers)
 
 
 def checkpoint(model, optimizers: dict) -> tf.train.Checkpoint:

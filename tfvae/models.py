@@ -24,22 +24,65 @@ from tfvae.priors import StandardNormalPrior
 
 
 @dataclasses.dataclass(frozen=True)
+class Until:
+    """Data-dependent repeats of a phase: update until ``stop`` says so, at most ``max_repeats``.
+
+    The number of updates depends on their losses, so the step runs them one by one from the
+    host (``Autoencoder.make_step``): a ``tf.while_loop`` around an optimizer update is
+    not supported under a ``tf.distribute`` strategy (its cross-replica merge inside control
+    flow). The first update uses the step's batch; every later one a fresh training batch from
+    a stream of its own (the training pipeline with ``seed + seed_offset``), so they never
+    repeat the step's batches.
+
+    Attributes:
+      max_repeats: at most this many updates per step (0: the phase is skipped).
+      stop: ``(losses) -> bool``, called after each update with the losses of this step's
+        updates so far (replica means, as Python floats); True ends the repeats.
+      seed_offset: seed offset of the fresh-batch stream.
+      drawn: int64 ``tf.Variable``, fresh batches drawn so far: the stream's resume point
+        (its owner must be in the checkpoint).
+      log_key: the number of updates is returned in the step's logs under this name.
+    """
+
+    max_repeats: int
+    stop: Callable[[list[float]], bool]
+    seed_offset: int
+    drawn: tf.Variable
+    log_key: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Phase:
     """One gradient update inside a training step.
 
     Attributes:
-      optimizer: key of the optimizer in ``model.optimizers`` that applies this update.
+      optimizer: key of the optimizer in ``model.optimizers`` that applies this update; or a
+        tuple of keys, when one gradient is split between several optimizers.
       loss_fn: ``(batches, training) -> dict`` of loss terms; must contain ``loss_key``.
-      variables: returns the variables this update moves (nothing else changes).
+      variables: returns the variables this update moves (nothing else changes); with a tuple
+        of optimizers, a tuple of lists, one per optimizer.
       loss_key: the term whose minibatch mean is minimized.
       repeats: how many updates of this phase per step (e.g. 5 critic steps).
+      until: data-dependent repeats instead (``Until``); ``repeats`` is then unused.
+      tracked: whether the terms of the phase's last update go to the loss trackers.
+      clipnorm: clip the whole gradient to this global norm before it is split between the
+        optimizers (as one optimizer's ``global_clipnorm`` would); None: no joint clip.
     """
 
-    optimizer: str
+    optimizer: str | tuple[str, ...]
     loss_fn: Callable[[Sequence[tf.Tensor], bool], dict]
     variables: Callable[[], list]
     loss_key: str = "loss"
     repeats: int = 1
+    until: Until | None = None
+    tracked: bool = True
+    clipnorm: float | None = None
+
+    def groups(self) -> list[tuple[str, list]]:
+        """``(optimizer key, variables)`` pairs, one per optimizer."""
+        if isinstance(self.optimizer, str):
+            return [(self.optimizer, list(self.variables()))]
+        return [(k, list(v)) for k, v in zip(self.optimizer, self.variables(), strict=True)]
 
 
 @contextlib.contextmanager
@@ -129,6 +172,8 @@ class Autoencoder(keras.Model):
             name: keras.metrics.Mean(name=f"grad_norm_{name}") for name in self.optimizer_names
         }
         self.optimizers: dict[str, keras.optimizers.Optimizer] = {}
+        # Rearranges the objective's phases (``step_phases``); None: they run as listed.
+        self.training_mode = None
 
     # ------------------------------------------------------------------------------------------
     # Compilation and bookkeeping
@@ -170,8 +215,11 @@ class Autoencoder(keras.Model):
         """Creates every variable (model and optimizers) so a checkpoint can be restored."""
         self(example_batch[:1])
         self.prior.build(None)
-        for phase in self.phases():
-            self.optimizers[phase.optimizer].build(phase.variables())
+        # The objective's optimizers and a training mode's (whose phases may leave one unused).
+        for phase in self.phases() + self.step_phases():
+            for name, variables in phase.groups():
+                if not self.optimizers[name].built:
+                    self.optimizers[name].build(variables)
 
     @property
     def autoencoder_variables(self) -> list:
@@ -261,14 +309,23 @@ class Autoencoder(keras.Model):
     # ------------------------------------------------------------------------------------------
     # Steps
     # ------------------------------------------------------------------------------------------
-    def _split(self, data) -> list[tf.Tensor]:
+    def step_phases(self) -> list[Phase]:
+        """The phases a training step runs: the objective's ``phases()``, rearranged by a
+        training mode when one is set (``training_mode.phases``; He et al.'s aggressive
+        training, ``tfvae.aggressive``)."""
+        phases = self.phases()
+        return phases if self.training_mode is None else self.training_mode.phases(phases)
+
+    def split_batches(self, data) -> list[tf.Tensor]:
+        """A step's input as its ``batches_per_step`` minibatches."""
         if isinstance(data, (tuple, list)):
             data = data[0]
         if self.batches_per_step == 1:
             return [data]
         return tf.split(data, self.batches_per_step, axis=0)
 
-    def _reduce(self, terms: dict) -> dict:
+    def reduce_terms(self, terms: dict) -> dict:
+        """Each loss term's minibatch mean; a term outside ``terms`` is a bug."""
         unknown = set(terms) - set(self.terms)
         if unknown:
             raise KeyError(f"{type(self).__name__} returned untracked terms {sorted(unknown)}.")
@@ -276,44 +333,132 @@ class Autoencoder(keras.Model):
 
     def apply_phase(self, phase: Phase, batches: Sequence[tf.Tensor]) -> dict:
         """One gradient update of ``phase.variables()``; returns the reduced terms."""
-        variables = phase.variables()
-        optimizer = self.optimizers[phase.optimizer]
+        groups = phase.groups()
+        optimizers = [self.optimizers[name] for name, _ in groups]
+        variables = [v for _, group in groups for v in group]
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
-            reduced = self._reduce(phase.loss_fn(batches, True))
+            reduced = self.reduce_terms(phase.loss_fn(batches, True))
             # Replicas' gradients are summed by the optimizer: divide by their number so the
             # update equals the one-device update on the global batch. ``scale_loss`` is the
             # identity except under a LossScaleOptimizer (mixed_float16).
-            loss = optimizer.scale_loss(reduced[phase.loss_key] / replicas)
+            loss = optimizers[0].scale_loss(reduced[phase.loss_key] / replicas)
         grads = tape.gradient(loss, variables)
-        # The norm of this replica's gradient of its mean loss, before clipping (which happens
-        # in apply_gradients) and without the loss scale; the tracker averages replicas.
-        norm = tf.linalg.global_norm([g for g in grads if g is not None])
-        self.grad_norms[phase.optimizer].update_state(
-            norm * replicas / optimizer.scale_loss(tf.constant(1.0))
-        )
-        optimizer.apply_gradients(
-            [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
-        )
+        # The first optimizer's loss scale; each optimizer gets the gradient at its own scale.
+        unit = optimizers[0].scale_loss(tf.constant(1.0))
+        factor = tf.constant(1.0)
+        if phase.clipnorm is not None:
+            # One clip of the whole gradient, as one optimizer over all variables would do.
+            norm = tf.linalg.global_norm([g for g in grads if g is not None]) / unit
+            factor = tf.minimum(1.0, phase.clipnorm / norm)
+        start = 0
+        for (name, group), optimizer in zip(groups, optimizers, strict=True):
+            part = grads[start : start + len(group)]
+            start += len(group)
+            # The norm of this replica's gradient of its mean loss, before clipping (which
+            # happens in apply_gradients) and without the loss scale; the tracker averages
+            # replicas.
+            norm = tf.linalg.global_norm([g for g in part if g is not None])
+            self.grad_norms[name].update_state(norm * replicas / unit)
+            rescale = factor * optimizer.scale_loss(tf.constant(1.0)) / unit
+            optimizer.apply_gradients(
+                [(g * rescale, v) for g, v in zip(part, group, strict=True) if g is not None]
+            )
         return reduced
 
-    def train_step(self, data):
-        batches = self._split(data)
-        for phase in self.phases():
+    def _run_phases(self, phases: Sequence[Phase], data, finish: bool) -> dict:
+        """Fixed-repeat ``phases`` on ``data``; with ``finish``, the step's end: the step counter
+        advances and the trackers' results are returned."""
+        batches = self.split_batches(data)
+        for phase in phases:
             for _ in range(phase.repeats):
                 reduced = self.apply_phase(phase, batches)
-            for key, value in reduced.items():
-                self.trackers[key].update_state(value)
+            if phase.tracked:
+                for key, value in reduced.items():
+                    self.trackers[key].update_state(value)
+        if not finish:
+            return {}
         self.step.assign_add(1)
         return {key: tracker.result() for key, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        """One training step in one graph (every phase with a fixed number of repeats)."""
+        phases = self.step_phases()
+        if any(phase.until is not None for phase in phases):
+            raise ValueError(
+                f"{type(self).__name__}'s step has data-dependent repeats (Phase.until): run it "
+                "through make_step, which decides them between updates."
+            )
+        return self._run_phases(phases, data, finish=True)
+
+    def make_step(self, compile_fn: Callable, stream: Callable) -> Callable:
+        """The training step as a caller runs it: ``step(data) -> logs``.
+
+        Consecutive fixed-repeat phases run as one compiled function (the whole step, for every
+        objective without ``Phase.until``); a phase with ``until`` runs update by update and
+        its update count joins the logs. Compiled functions are cached by the phases' shape,
+        so a step whose phases change (a training mode that ends) traces once per variant.
+
+        Args:
+          compile_fn: ``fn -> compiled fn`` that runs ``fn`` on every replica and returns its
+            outputs as replica means (``tf.function`` on one device).
+          stream: ``(seed_offset, start) -> iterator`` of training batches as the step takes
+            them, from the training pipeline with ``seed + seed_offset``, from batch ``start``.
+        """
+        compiled: dict = {}
+        streams: dict = {}
+
+        def fresh(until: Until):
+            if until.seed_offset not in streams:  # created on first use: after a restore
+                streams[until.seed_offset] = stream(until.seed_offset, int(until.drawn.numpy()))
+            until.drawn.assign_add(1)
+            return next(streams[until.seed_offset])
+
+        def segment(phases: list[Phase], finish: bool) -> Callable:
+            key = (
+                tuple((p.optimizer, p.loss_key, p.repeats, p.tracked, p.clipnorm) for p in phases),
+                finish,
+            )
+            if key not in compiled:
+                compiled[key] = compile_fn(lambda data: self._run_phases(phases, data, finish))
+            return compiled[key]
+
+        def update(phase: Phase) -> Callable:
+            key = ("until", phase.optimizer, phase.loss_key)
+            if key not in compiled:
+                compiled[key] = compile_fn(
+                    lambda data: self.apply_phase(phase, self.split_batches(data))[phase.loss_key]
+                )
+            return compiled[key]
+
+        def step(data) -> dict:
+            logs, pending = {}, []
+            for phase in self.step_phases():
+                if phase.until is None:
+                    pending.append(phase)
+                    continue
+                if pending:
+                    segment(pending, finish=False)(data)
+                    pending = []
+                until, batch, losses = phase.until, data, []
+                while len(losses) < until.max_repeats:
+                    losses.append(float(update(phase)(batch)))
+                    if until.stop(losses):
+                        break
+                    if len(losses) < until.max_repeats:
+                        batch = fresh(until)
+                logs[until.log_key] = len(losses)
+            return {**segment(pending, finish=True)(data), **logs}
+
+        return step
 
     def test_step(self, data):
         # Evaluation must not advance the training random state: a run that validates more
         # often (or a resumed one) would otherwise train on different noise.
         state = tf.identity(self.seed_generator.state)
-        batches = self._split(data)
+        batches = self.split_batches(data)
         for phase in self.phases():
-            for key, value in self._reduce(phase.loss_fn(batches, False)).items():
+            for key, value in self.reduce_terms(phase.loss_fn(batches, False)).items():
                 self.trackers[key].update_state(value)
         self.seed_generator.state.assign(state)
         return {key: tracker.result() for key, tracker in self.trackers.items()}

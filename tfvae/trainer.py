@@ -31,13 +31,13 @@ import tensorflow as tf
 from absl import logging
 from tensorboard.plugins.hparams import api as hparams_api
 
-from tfvae import aggressive as aggressive_lib
 from tfvae import collapse, distribute, metrics
 from tfvae import data as data_lib
 from tfvae import experiment as experiment_lib
 from tfvae import workdir as workdir_lib
 from tfvae.build import resolve_jit_compile
 from tfvae.errors import InvalidValue, TrainingStopped
+from tfvae.images import tile_images
 
 
 class NonFiniteLossError(FloatingPointError, TrainingStopped):
@@ -121,16 +121,10 @@ def check_config(config) -> None:
             refuse(f"optimizers.{name}.clipnorm", clip, "it must be a number > 0, or None")
 
 
-def image_grid(images: np.ndarray, rows: int | None = None) -> np.ndarray:
-    """Tiles [n, H, W, C] images into one [1, rows*H, cols*W, C] image (for summaries)."""
-    n, h, w, c = images.shape
-    rows = rows or int(np.floor(np.sqrt(n)))
-    cols = int(np.ceil(n / rows))
-    grid = np.zeros((rows * h, cols * w, c), dtype=np.float32)
-    for i in range(n):
-        r, q = divmod(i, cols)
-        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = images[i]
-    return np.clip(grid, 0.0, 1.0)[None]
+def image_grid(images: np.ndarray) -> np.ndarray:
+    """[n, H, W, C] images as one [1, rows*H, cols*W, C] summary image, floor(sqrt(n)) rows."""
+    cols = int(np.ceil(len(images) / int(np.floor(np.sqrt(len(images))))))
+    return tile_images(images, cols, gap=0, background=0.0)[None]
 
 
 class Experiment:
@@ -152,17 +146,6 @@ class Experiment:
         self.spec = experiment_lib.DataSpec.of(self.data)
         with self.strategy.scope():
             self.model, self.optimizers = experiment_lib.build(config, self.spec)
-            # He et al.'s aggressive mode attaches its state to the model: checkpointed with it.
-            self.aggressive = None
-            if config.train.aggressive:
-                if self.distributed:
-                    raise InvalidValue(
-                        "train.aggressive runs a data-dependent number of encoder steps and is "
-                        "not supported with a distribution strategy; use distribution 'default'."
-                    )
-                self.aggressive = aggressive_lib.AggressiveTraining.from_config(
-                    self.model, config, self.data.train
-                )
             self.checkpoint = experiment_lib.checkpoint(self.model, self.optimizers)
         # Every worker resumes from the chief's checkpoints (the newest that restores).
         self.restored_from = experiment_lib.restore(self.checkpoint, workdir) if restore else None
@@ -172,10 +155,21 @@ class Experiment:
             keep=config.train.keep_checkpoints,
             latest=self.restored_from,
         )
-        self.train_fn = self._replicated(
-            self.model.train_step, resolve_jit_compile(config.train.jit_compile)
+        jit_compile = resolve_jit_compile(config.train.jit_compile)
+        self.train_fn = self.model.make_step(
+            lambda fn: self._replicated(fn, jit_compile), self._train_stream
         )
         self.test_fn = self._replicated(self.model.test_step, False)
+        # Called in order after each validation with (experiment, results so far); each returns
+        # more results to log.
+        self.validation_hooks = []
+        if config.train.collapse_metrics:
+            self.validation_hooks.append(
+                lambda exp, val: collapse.validation_metrics(exp, exp.config.train.val_batches)
+            )
+        if self.model.training_mode is not None:
+            mode = self.model.training_mode
+            self.validation_hooks.append(lambda exp, val: mode.end_of_validation(val))
 
     @property
     def distributed(self) -> bool:
@@ -184,16 +178,38 @@ class Experiment:
         )
 
     def _replicated(self, step_fn, jit_compile: bool):
-        """A compiled step that runs on every replica; read results from the trackers."""
+        """A compiled step that runs on every replica and returns its outputs' replica means
+        (the loss trackers, aggregated over replicas, are read with ``tracked``)."""
         if not self.distributed:
             return tf.function(step_fn, jit_compile=jit_compile)
         inner = tf.function(step_fn, jit_compile=True) if jit_compile else step_fn
 
+        def replica_fn(batch):
+            # Every replica returns the replicas' mean (an all-reduce in replica context:
+            # ``strategy.reduce`` of a step's outputs fails inside tf.function under
+            # MultiWorkerMirroredStrategy).
+            out = inner(batch)
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, out)
+
         @tf.function
         def run(batch):
-            self.strategy.run(inner, args=(batch,))
+            out = self.strategy.run(replica_fn, args=(batch,))
+            return self.strategy.experimental_local_results(out)[0]
 
         return run
+
+    def _train_stream(self, seed_offset: int, start: int):
+        """Training batches as the step takes them (``Autoencoder.make_step``), from the
+        training pipeline with seed ``config.seed + seed_offset``, from batch ``start``."""
+        config = self.config
+        ds = data_lib.train_dataset(
+            self.data.train,
+            batch_size=config.train.batch_size * self.model.batches_per_step,
+            seed=config.seed + seed_offset,
+            start_step=start,
+            **data_lib.train_transforms(config.data),
+        )
+        return iter(self.dataset(ds))
 
     def dataset(self, ds: tf.data.Dataset):
         """Splits the global batches of ``ds`` across this experiment's replicas."""
@@ -487,8 +503,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
     totals = {phase.loss_key for phase in model.phases()}
     if exp.restored_from:
         logging.info("Resumed from %s at step %d.", exp.restored_from, exp.step)
-    if exp.aggressive is not None:
-        exp.train_fn = exp.aggressive.train_step
     # Non-chief workers write logs into their scratch folder, deleted at the end.
     writers = {
         split: tf.summary.create_file_writer(os.path.join(exp.write_dir, split))
@@ -501,6 +515,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
     it = iter(exp.dataset(ds))
     # Time in training steps since the last log (steps/s, examples/s).
     train_seconds, logged_step = 0.0, step
+    last_val = None  # the loss terms of the last step's validation
     while step < cfg.num_steps:
         start = time.perf_counter()
         out = exp.train_fn(next(it))
@@ -510,7 +525,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
         if step % cfg.log_every == 0 or last:
             values = exp.tracked()
             # Step outputs that are not loss trackers (aggressive mode's encoder_steps).
-            values.update({k: float(v) for k, v in (out or {}).items() if k not in values})
+            values.update({k: float(v) for k, v in out.items() if k not in values})
             _check_finite(values, step, exp.manager.latest_checkpoint, totals)
             with writers["train"].as_default(step=step):
                 for key, value in values.items():
@@ -523,10 +538,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
                 tracker.reset_state()
         if step % cfg.eval_every == 0 or last:
             val = evaluate_validation(exp, cfg.val_batches)
-            if cfg.collapse_metrics or exp.aggressive is not None:
-                val.update(collapse.validation_metrics(exp, cfg.val_batches))
-            if exp.aggressive is not None:
-                val.update(exp.aggressive.end_of_validation(val["mutual_information"]))
+            if last:
+                last_val = dict(val)
+            for hook in exp.validation_hooks:
+                val.update(hook(exp, val))
             stats = latent_statistics(exp, cfg.val_batches)
             val.setdefault("active_units", float(stats["active_units"]))
             with writers["val"].as_default(step=step):
@@ -543,7 +558,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
             exp.manager.save(checkpoint_number=step)
     for writer in writers.values():
         writer.flush()
-    final = evaluate_validation(exp, cfg.val_batches)
+    # The last step's validation is the final one: the same weights, and validation draws no
+    # training randomness (``test_step``). A run resumed at its last step has none yet.
+    final = last_val if last_val is not None else evaluate_validation(exp, cfg.val_batches)
     if distribute.is_chief(exp.strategy):
         with open(os.path.join(workdir, "train_metrics.json"), "w") as f:
             json.dump({"step": step, "val": final}, f, indent=2)

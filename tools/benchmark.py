@@ -216,7 +216,7 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
     gradients), the prior's log-density with gradients, and the step without the trackers.
     """
     model, batch = setup.model, setup.batch
-    batches = model._split(batch)
+    batches = model.split_batches(batch)
     fns = {"train step": model.train_step}
 
     def pieces(phase):
@@ -225,13 +225,15 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
         # failed ('NoneType' has no attribute 'variables'). The phases' own code needs none.
         @tf.autograph.experimental.do_not_convert
         def forward(x):
-            return model._reduce(phase.loss_fn(model._split(x), True))[phase.loss_key]
+            return model.reduce_terms(phase.loss_fn(model.split_batches(x), True))[phase.loss_key]
 
         @tf.autograph.experimental.do_not_convert
         def gradients(x):
-            variables = phase.variables()
+            variables = [v for _, group in phase.groups() for v in group]
             with tf.GradientTape() as tape:
-                loss = model._reduce(phase.loss_fn(model._split(x), True))[phase.loss_key]
+                loss = model.reduce_terms(phase.loss_fn(model.split_batches(x), True))[
+                    phase.loss_key
+                ]
             grads = tape.gradient(loss, variables)
             return [loss] + [g for g in grads if g is not None]
 
@@ -244,10 +246,8 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
     def updates(x):
         del x
         for phase in model.phases():
-            variables = phase.variables()
-            model.optimizers[phase.optimizer].apply_gradients(
-                [(tf.zeros_like(v), v) for v in variables]
-            )
+            for key, variables in phase.groups():
+                model.optimizers[key].apply_gradients([(tf.zeros_like(v), v) for v in variables])
         return tf.constant(0.0)
 
     fns["optimizer updates only"] = updates
@@ -266,7 +266,7 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
         out = {}
         for phase in model.phases():
             for _ in range(phase.repeats):
-                out = model.apply_phase(phase, model._split(x))
+                out = model.apply_phase(phase, model.split_batches(x))
         model.step.assign_add(1)
         return out
 

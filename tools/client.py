@@ -30,6 +30,7 @@ import numpy as np
 from absl import app, flags
 
 from tfvae import cli
+from tfvae.images import save_image_grid
 
 
 class ServingError(RuntimeError):
@@ -237,18 +238,9 @@ class GrpcClient(_Signatures):
 
 
 def save_grid(images: np.ndarray, path: str) -> None:
-    """Tiles [n, H, W, C] images in [0, 1] into one PNG."""
-    from PIL import Image
-
-    n, h, w, c = images.shape
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    grid = np.zeros((rows * h, cols * w, c), np.float32)
-    for i in range(n):
-        r, q = divmod(i, cols)
-        grid[r * h : (r + 1) * h, q * w : (q + 1) * w] = images[i]
-    pixels = (np.clip(grid, 0.0, 1.0) * 255).round().astype(np.uint8)
-    Image.fromarray(pixels[..., 0] if c == 1 else pixels).save(path)
+    """Tiles [n, H, W, C] images in [0, 1] into one PNG, ceil(sqrt(n)) columns, no gaps."""
+    cols = int(np.ceil(np.sqrt(len(images))))
+    save_image_grid(images, cols, path, scale=1, gap=0, background=0.0)
 
 
 def _define_flags():

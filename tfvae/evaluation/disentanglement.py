@@ -455,7 +455,8 @@ def traversals_metric(ctx):
     from PIL import Image
 
     from tfvae.evaluation.options import MetricResult
-    from tfvae.images import save_image_grid, tile_images
+    from tfvae.images import save_image_grid, tile_images, to_uint8
+    from tfvae.traversals import single_dimension_codes
 
     ctx.require_images("Traversals")
     o = ctx.options
@@ -464,10 +465,9 @@ def traversals_metric(ctx):
     if ctx.is_decoupled:
         code = ctx.to_z0(code[None])[0]
     d, steps = ctx.latent_dim, o.traversal_steps
-    values = np.linspace(-o.traversal_range, o.traversal_range, steps)
-    codes = np.repeat(code[None, None], d * steps, 0).reshape(d, steps, d)
-    codes[np.arange(d), :, np.arange(d)] = values  # [d, steps, d]
-    flat = codes.reshape(d * steps, d).astype(np.float32)
+    r = o.traversal_range
+    codes = single_dimension_codes(d, low=-r, high=r, steps=steps, center=code)  # [d, steps, d]
+    flat = codes.reshape(d * steps, d)
     if ctx.is_decoupled:
         flat = ctx.from_z0(flat)
     images = np.clip(ctx.decode(flat), 0.0, 1.0).reshape(d, steps, *ctx.data.shape)
@@ -476,14 +476,17 @@ def traversals_metric(ctx):
     frames = []
     for t in list(range(steps)) + list(range(steps - 2, 0, -1)):  # there and back
         frame = tile_images(images[:, t], d)
-        pixels = np.round(np.repeat(np.repeat(frame, 2, 0), 2, 1) * 255).astype(np.uint8)
-        frames.append(Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels))
+        frames.append(Image.fromarray(to_uint8(np.repeat(np.repeat(frame, 2, 0), 2, 1))))
     gif_rel = rel[: -len(".png")] + ".gif"
     frames[0].save(
         path[: -len(".png")] + ".gif", save_all=True, append_images=frames[1:], duration=150, loop=0
     )
     return MetricResult(
         # The GIF is named in details, not figures: TensorBoard gets the PNG grid.
-        details={"space": ctx.latent_space, "values": values.tolist(), "gif": gif_rel},
+        details={
+            "space": ctx.latent_space,
+            "values": np.linspace(-r, r, steps).tolist(),  # as the codes take them
+            "gif": gif_rel,
+        },
         figures={"disentanglement_traversals": rel},
     )

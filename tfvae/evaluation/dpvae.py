@@ -17,6 +17,7 @@ from tfvae.evaluation.context import (
 )
 from tfvae.evaluation.options import MetricResult, MetricUndefined
 from tfvae.images import save_image_grid
+from tfvae.traversals import line_codes, single_dimension_codes
 
 
 def _fid_result(ctx: EvalContext, key: str, images: np.ndarray, details: dict) -> MetricResult:
@@ -224,8 +225,7 @@ def interpolations_metric(ctx: EvalContext) -> MetricResult:
     start, end = z[0::2], z[1::2]  # [P, d] each
     if ctx.is_decoupled:
         start, end = ctx.to_z0(start), ctx.to_z0(end)
-    t = np.linspace(0.0, 1.0, o.interpolation_steps)[None, :, None]  # [1, T, 1]
-    path = (1.0 - t) * start[:, None] + t * end[:, None]  # [P, T, d]
+    path = line_codes(start, end, o.interpolation_steps)  # [P, T, d]
     flat = path.reshape(-1, ctx.latent_dim).astype(np.float32)
     if ctx.is_decoupled:
         flat = ctx.from_z0(flat)
@@ -250,15 +250,14 @@ def traversals_metric(ctx: EvalContext) -> MetricResult:
         z_mean, _ = ctx.aggregate_encoding()
         codes = ctx.to_z0(z_mean) if ctx.is_decoupled else z_mean  # [N, d]
         dims = np.argsort(-np.var(codes, axis=0), kind="stable")[: o.max_traversal_dims]
-    values = np.linspace(-o.traversal_range, o.traversal_range, o.traversal_steps)
-    z0 = np.zeros((len(dims), len(values), d), np.float32)
-    for row, j in enumerate(dims):
-        z0[row, :, j] = values
+    r, steps = o.traversal_range, o.traversal_steps
+    z0 = single_dimension_codes(d, dims, low=-r, high=r, steps=steps)  # [rows, steps, d]
     flat = z0.reshape(-1, d)
     z = ctx.from_z0(flat) if ctx.is_decoupled else flat
     images = ctx.decode(z, seed=int(ctx.rng(_GRID_STREAM).integers(1 << 30)) + 7)
     path, rel = ctx.figure_path("traversals")
-    save_image_grid(images, len(values), path)
+    save_image_grid(images, steps, path)
+    values = np.linspace(-r, r, steps)  # as the codes take them
     return MetricResult(
         details={"dimensions": [int(j) for j in dims], "values": values.tolist(), "space": "z0"},
         figures={"traversals": rel},

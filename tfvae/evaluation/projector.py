@@ -19,6 +19,7 @@ from PIL import Image
 from tensorboard.plugins import projector
 
 from tfvae.evaluation.context import EvalContext
+from tfvae.images import tile_images, to_uint8
 
 FOLDER = "projector"
 # The projector's largest sprite side.
@@ -35,13 +36,8 @@ def num_examples(ctx: EvalContext) -> int:
 
 def sprite(images: np.ndarray) -> np.ndarray:
     """[n, H, W, C] in [0, 1] -> one uint8 image, ceil(sqrt(n)) cells per side, row-major."""
-    n, h, w, c = images.shape
-    side = int(math.ceil(math.sqrt(n)))
-    out = np.zeros((side * h, side * w, c), np.uint8)
-    for k in range(n):
-        r, q = divmod(k, side)
-        out[r * h : (r + 1) * h, q * w : (q + 1) * w] = np.round(np.clip(images[k], 0.0, 1.0) * 255)
-    return out[..., 0] if c == 1 else out
+    side = int(math.ceil(math.sqrt(len(images))))
+    return to_uint8(tile_images(images, side, rows=side, gap=0, background=0.0))
 
 
 def write_projector(ctx: EvalContext, log_dir: str) -> dict | None:

@@ -292,6 +292,7 @@ def config_for(
         c.train.batch_size = mnist.get("batch_size", 100)
         c.optimizers.main.learning_rate = mnist.get("learning_rate", 1e-4)
         c.model.likelihood = _net("gaussian", weight=float(mnist.get("mse_weight", 1.0)))
+    if args["dataset"] != "dsprites":
         # The authors' torch.optim.Adam (epsilon 1e-8 beside the bias-corrected sqrt(v_hat))
         # on a loss summed over the batch is this Adam on tfvae's batch mean (issue 17).
         c.optimizers.main.epsilon = TORCH_ADAM_EPSILON / c.train.batch_size
@@ -308,7 +309,7 @@ def config_for(
                 "clipnorm": None,
             }
         )
-        if args["dataset"] in ("fashion_mnist", "mnist"):
+        if args["dataset"] != "dsprites":
             # Their discriminator's cross-entropy is a batch mean, as tfvae's.
             c.optimizers.adversary.epsilon = TORCH_ADAM_EPSILON
             c.optimizers.adversary.epsilon_hat = False

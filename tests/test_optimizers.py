@@ -119,14 +119,15 @@ class _Needs:
         self.optimizer_names = names
 
 
+@pytest.mark.parametrize("preset", ["", ":two_moons", ":svhn"])
 @pytest.mark.parametrize("name", TABLE1_CONFIGS)
-def test_table1_configs_take_the_authors_pytorch_adam_steps(name):
+def test_table1_configs_take_the_authors_pytorch_adam_steps(name, preset):
     # The dpVAE authors run torch.optim.Adam (epsilon 1e-8) on a loss summed over the batch;
     # tfvae averages. Three steps of the config's optimizer on mean-loss gradients g / B must
     # move a weight as their Adam on the summed gradients g does, for small gradients too
     # (where Keras' default epsilon 1e-7 in its epsilon-hat form takes steps 4x shorter).
-    config = load_config(f"configs/{name}.py")
-    batch = config.train.batch_size
+    config = load_config(f"configs/{name}.py{preset}")
+    batch = config.train.batch_size  # 100, or 50 (svhn); the summed loss scales with it
     optimizer = build.build_optimizers(config, _Needs(("main",)))["main"]
     g = np.array([3e-7, 1e-6, 1e-4, -2e-2], np.float32) * batch  # summed-loss gradients
 
@@ -146,3 +147,9 @@ def test_table1_configs_take_the_authors_pytorch_adam_steps(name):
     for _ in range(3):
         optimizer.apply_gradients([(tf.constant(g / batch), var)])
     np.testing.assert_allclose(var.numpy(), expected, rtol=1e-4)
+
+
+def test_the_dsprites_preset_keeps_the_tensorflow_adam_of_locatello_et_al():
+    # disentanglement_lib trains with TensorFlow's Adam (epsilon-hat form) on batch means.
+    config = load_config("configs/beta_vae_h.py:dsprites")
+    assert "epsilon_hat" not in config.optimizers.main

@@ -8,41 +8,42 @@ Other data and sizes:
     --config=configs/mask_aae.py:manifold,n=8,m=16     (synthetic data, true latent size n)
     --config=configs/mask_aae.py:smoke                 (4 steps, small networks)
     --config=configs/mask_aae.py:lr_drop=1             (the authors' code's effective rates)
-    --config=configs/mask_aae.py:manifold,R=300        (schedule interval R; default: authors')
+    --config=configs/mask_aae.py:manifold,R=300        (schedule interval R; default below)
 Change the latent size with ``m=``, not ``--config.model.latent_dim``: the schedules (R, c, the
 learning-rate drop) are computed from it here. Sweep m with ``python -m tools.mask_sweep``.
 
-Setting (authors' code): d = m = 48, encoder, decoder and critic 4 x 1024 ReLU MLPs, batch 64,
-per-pixel BCE; RMSProp: autoencoder 5e-4, critic 1e-4 (5 updates per step), generator 1e-4,
-mask 5e-4; c from 2/d doubling every 4R steps up to 2048, autoencoder and mask learning rates
-/5 after step 5R (R = 5400 for d = 48); 500k steps. Manifold: 3 x 512 MLPs, a per-dimension
-squared error instead of BCE, and as many steps as the c schedule needs to reach 2048, plus 4R
-(4500 for m = 16).
+Setting (authors' code, MaskAAE_MNIST.py, the only experiment it contains): d = m = 48, encoder,
+decoder and critic 4 x 1024 ReLU MLPs (Glorot-normal), batch 64, per-pixel BCE; RMSProp:
+autoencoder 5e-4, critic 1e-4 (5 updates per step, WGAN-GP 10), generator 1e-4, mask 5e-4;
+m ~ U(0, 5); c from 2/d doubling every 4R steps up to 2048, autoencoder and mask learning rates
+/5 after step 5R (R = 5400 for d = 48); 500k steps.
+Manifold (tfvae's: the paper's synthetic networks and budget are lost from its text and absent
+from the code): 3 x 512 MLPs, a per-dimension squared error instead of BCE, R = 75 for every m,
+m ~ U(0, 1), no learning-rate drop, and as many steps as c needs to reach 2048, plus 4R
+(4500 for m = 16, 4800 for m = 32).
 
 The authors' code writes the learning-rate drop as a factor on the loss, which RMSProp's
-gradient normalization all but cancels, so their rates stay at 5e-4 throughout; tfvae drops the
-rates as the paper's schedule says (``lr_drop=0.2``), and ``lr_drop=1`` runs the code's
-effective behaviour. After the drop the mask moves at most ~1e-4 per step in m (RMSProp), i.e.
-a dimension starting at m = 4 needs ~40k steps to close.
+gradient normalization all but cancels, so their rates stay at 5e-4 throughout; on images tfvae
+drops the rates as the paper's schedule says (``lr_drop=0.2``), and ``lr_drop=1`` runs the
+code's effective behaviour (the manifold default).
 
-Expect: ``train/active_dims`` starts near 0.98 m (m ~ U(0, 5)) and, as c grows, settles at a
-value that hardly depends on m (paper Fig. 4c, 5: MNIST settles at about the same count for every
-starting m); on the manifold data about n dimensions stay active for any m >= n (Fig. 4a, b),
-and the FID is flat in m where a WAE's follows a U-curve. The paper's exact numbers are lost
-from the text tfvae has. Per-dimension mask values are logged as ``train/alpha``
+Expect (paper): on the manifold data about n dimensions stay active for any m >= n (Fig. 4a, b)
+and the FID is flat in m where a WAE's follows a U-curve; on MNIST the count settles at about
+the same value for every starting m (Fig. 4c, 5). The paper's exact numbers are lost from the
+text tfvae has. Per-dimension mask values are logged as ``train/alpha``
 (``python -m tools.mask_trace <workdir>`` plots Fig. 5).
 
-Measured by tfvae (manifold, n = 4, defaults, ``tools.mask_sweep --m=2,4,8,16``): the mask
-kept 2, 4, 8 and 15 dimensions: with R = 75 (d <= 20) c reaches 2048 within ~4k steps, and by
-then RMSProp has moved each m by at most ~0.5, so only entries that start near alpha = 0.5 can
-close. FID (raw 128-d vectors) 57.0 / 3.51 / 0.55 / 1.22 against WAE-MMD's U-curve
+Measured by tfvae (docs/reproduction.md, MaskAAE, has the commands and the table): the count
+the mask keeps is set by its initialization, not by n. Every entry that starts below alpha
+~0.55 closes at RMSProp's full rate; the variance penalty exp(-10 alpha^2) keeps the encoder out
+of those dimensions, so the reconstruction gives the mask no gradient to reopen them; the
+entries that start above ~0.57 hold at alpha ~0.6 until c pushes them to 1. With m ~ U(0, 1):
+n = 4, m = 16 kept 4 (the four entries that started at 0.55-0.59); n = 8, m = 32 kept 3 (0.58,
+0.58, 0.62) by step 2000 with the reconstruction error stuck at 0.125 (54% of the data's
+variance, against 0.028 for n = 4). With the authors' m ~ U(0, 5) (most entries start near 1):
+n = 4 kept 2, 4, 8 and 15 of m = 2, 4, 8, 16 (``lr_drop=0.2``; 11 of 16 with ``lr_drop=1``).
+FID (raw 128-d vectors) of those U(0, 5) runs 57.0 / 3.51 / 0.55 / 1.22 against WAE-MMD's U-curve
 2.69 / 1.31 / 1.70 / 3.21 (minimum at m = n).
-With ``lr_drop=1`` (n = 4, m = 16, 4500 steps) 11 stay active: the five entries that started at
-alpha <= 0.65 close at RMSProp's full rate (~5e-4 in m per step), then c freezes the rest. With
-``lr_drop=1,R=300`` (c four times slower) two more (alpha 0.86, 0.83) were closing by step 3000
-(c = 0.5) and the other nine drifting down at ~1e-4 per step. So the mask does close unused
-dimensions, but the authors' synthetic schedule (R = 75) gives it too few steps to travel from
-m ~ U(0, 5): ``R=`` lengthens the schedule (and the step budget, 4R per doubling of c, with it).
 """
 
 import math

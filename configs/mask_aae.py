@@ -8,41 +8,45 @@ Other data and sizes:
     --config=configs/mask_aae.py:manifold,n=8,m=16     (synthetic data, true latent size n)
     --config=configs/mask_aae.py:smoke                 (4 steps, small networks)
     --config=configs/mask_aae.py:lr_drop=1             (the authors' code's effective rates)
-    --config=configs/mask_aae.py:manifold,R=300        (schedule interval R; default: authors')
+    --config=configs/mask_aae.py:manifold,R=300        (schedule interval R; default below)
 Change the latent size with ``m=``, not ``--config.model.latent_dim``: the schedules (R, c, the
 learning-rate drop) are computed from it here. Sweep m with ``python -m tools.mask_sweep``.
 
-Setting (authors' code): d = m = 48, encoder, decoder and critic 4 x 1024 ReLU MLPs, batch 64,
-per-pixel BCE; RMSProp: autoencoder 5e-4, critic 1e-4 (5 updates per step), generator 1e-4,
-mask 5e-4; c from 2/d doubling every 4R steps up to 2048, autoencoder and mask learning rates
-/5 after step 5R (R = 5400 for d = 48); 500k steps. Manifold: 3 x 512 MLPs, a per-dimension
-squared error instead of BCE, and as many steps as the c schedule needs to reach 2048, plus 4R
-(4500 for m = 16).
+Setting (authors' code, MaskAAE_MNIST.py, the only experiment it contains): d = m = 48, encoder,
+decoder and critic 4 x 1024 ReLU MLPs (Glorot-normal), batch 64, per-pixel BCE; RMSProp:
+autoencoder 5e-4, critic 1e-4 (5 updates per step, WGAN-GP 10), generator 1e-4, mask 5e-4;
+m ~ U(0, 5); c from 2/d doubling every 4R steps up to 2048, autoencoder and mask learning rates
+/5 after step 5R (R = 5400 for d = 48); 500k steps.
+Manifold (tfvae's: the paper's synthetic networks and budget are lost from its text and absent
+from the code): 3 x 512 MLPs, a per-dimension squared error instead of BCE, R = 75 for every m,
+m ~ U(0, 1), no learning-rate drop, and as many steps as c needs to reach 2048, plus 4R
+(4500 for m = 16, 4800 for m = 32).
 
 The authors' code writes the learning-rate drop as a factor on the loss, which RMSProp's
-gradient normalization all but cancels, so their rates stay at 5e-4 throughout; tfvae drops the
-rates as the paper's schedule says (``lr_drop=0.2``), and ``lr_drop=1`` runs the code's
-effective behaviour. After the drop the mask moves at most ~1e-4 per step in m (RMSProp), i.e.
-a dimension starting at m = 4 needs ~40k steps to close.
+gradient normalization all but cancels, so their rates stay at 5e-4 throughout; on images tfvae
+drops the rates as the paper's schedule says (``lr_drop=0.2``), and ``lr_drop=1`` runs the
+code's effective behaviour (the manifold default).
 
-Expect: ``train/active_dims`` starts near 0.98 m (m ~ U(0, 5)) and, as c grows, settles at a
-value that hardly depends on m (paper Fig. 4c, 5: MNIST settles at about the same count for every
-starting m); on the manifold data about n dimensions stay active for any m >= n (Fig. 4a, b),
-and the FID is flat in m where a WAE's follows a U-curve. The paper's exact numbers are lost
-from the text tfvae has. Per-dimension mask values are logged as ``train/alpha``
+Expect (paper): on the manifold data about n dimensions stay active for any m >= n (Fig. 4a, b)
+and the FID is flat in m where a WAE's follows a U-curve; on MNIST the count settles at about
+the same value for every starting m (Fig. 4c, 5). The paper's exact numbers are lost from the
+text tfvae has. Per-dimension mask values are logged as ``train/alpha``
 (``python -m tools.mask_trace <workdir>`` plots Fig. 5).
 
-Measured by tfvae (manifold, n = 4, defaults, ``tools.mask_sweep --m=2,4,8,16``): the mask
-kept 2, 4, 8 and 15 dimensions: with R = 75 (d <= 20) c reaches 2048 within ~4k steps, and by
-then RMSProp has moved each m by at most ~0.5, so only entries that start near alpha = 0.5 can
-close. FID (raw 128-d vectors) 57.0 / 3.51 / 0.55 / 1.22 against WAE-MMD's U-curve
+Measured by tfvae (docs/reproduction.md, MaskAAE, has the commands and the table): the count
+the mask keeps is set by its initialization, not by n. The few entries that start highest hold
+at alpha ~0.6 (until c pushes them to 1); every other entry closes at RMSProp's full rate, and
+once its alpha is low the variance penalty exp(-10 alpha^2) keeps the encoder out of that
+dimension, so the reconstruction gives the mask no gradient to reopen it. With m ~ U(0, 1):
+n = 4, m = 16 kept 4 from step 1700 (its top 4 initial alphas, 0.55-0.58; FID 10.3 at 4500 steps
+against WAE-MMD's 1.31 at m = 4); n = 8, m = 32 was
+down to 5 at step 1800, two of them closing (its top 3, 0.57-0.63, holding), with the
+reconstruction error stuck at 0.125 per dimension (54% of the data's variance; n = 4: 0.028);
+n = 8, m = 16, from exactly the draws of n = 4, m = 16, kept 2 from step 1900 (to 3200 so far).
+With the authors' m ~ U(0, 5) (most entries start near 1):
+n = 4 kept 2, 4, 8 and 15 of m = 2, 4, 8, 16 (``lr_drop=0.2``; 11 of 16 with ``lr_drop=1``).
+FID (raw 128-d vectors) of those U(0, 5) runs 57.0 / 3.51 / 0.55 / 1.22 against WAE-MMD's U-curve
 2.69 / 1.31 / 1.70 / 3.21 (minimum at m = n).
-With ``lr_drop=1`` (n = 4, m = 16, 4500 steps) 11 stay active: the five entries that started at
-alpha <= 0.65 close at RMSProp's full rate (~5e-4 in m per step), then c freezes the rest. With
-``lr_drop=1,R=300`` (c four times slower) two more (alpha 0.86, 0.83) were closing by step 3000
-(c = 0.5) and the other nine drifting down at ~1e-4 per step. So the mask does close unused
-dimensions, but the authors' synthetic schedule (R = 75) gives it too few steps to travel from
-m ~ U(0, 5): ``R=`` lengthens the schedule (and the step budget, 4R per doubling of c, with it).
 """
 
 import math
@@ -59,6 +63,18 @@ IMAGE_HIDDEN = (1024,) * 4
 # keeps a CPU sweep over m feasible.
 MANIFOLD_HIDDEN = (512,) * 3
 SMOKE_HIDDEN = (32, 32)
+# The synthetic presets' own mask settings. The authors' code is MNIST-only (MaskAAE_MNIST.py
+# has no synthetic data, networks or schedule), so these are tfvae's, chosen from measurements:
+# - R = 75 for every m: the authors' rule for d <= 20. Their d > 20 rule (R = 3600 at m = 32,
+#   c saturating after 216k steps) was written for the 500k-step image runs.
+# - m ~ U(0, 1) (alpha < 0.63), not U(0, 5): on this data only entries that start below alpha
+#   ~ 0.65 closed before c froze them; RMSProp moves m by at most ~lr per step, so an entry
+#   starting at m = 4.6 (alpha 0.99) needs ~9k steps at 5e-4 to reach alpha = 0.1.
+# - no learning-rate drop (lr_drop=1): the authors' code's effective rates (its drop is a
+#   factor on the loss, which RMSProp cancels).
+MANIFOLD_INTERVAL = 75
+MANIFOLD_MASK_INIT_MAX = 1.0
+IMAGE_MASK_INIT_MAX = 5.0
 
 
 def authors_interval(latent_dim: int) -> int:
@@ -67,9 +83,10 @@ def authors_interval(latent_dim: int) -> int:
 
 
 def interval(d: int, args: dict) -> int:
-    """R: the config argument ``R=`` if given, else the authors' rule for latent size d."""
+    """R: the config argument ``R=`` if given, else ``MANIFOLD_INTERVAL`` on the synthetic data
+    and the authors' rule for latent size d on images."""
     if "R" not in args:
-        return authors_interval(d)
+        return MANIFOLD_INTERVAL if args["dataset"] == "manifold" else authors_interval(d)
     value = int(args["R"])
     if value < 1:
         raise ValueError(f"R= (the schedule interval in steps) must be >= 1, got {value}.")
@@ -170,7 +187,9 @@ def get_config(arg: str | None = None):
             "variance_weight": 100.0,
             "variance_sharpness": 10.0,
             "mask_recon_weight": 1000.0,
-            "mask_init_max": 5.0,
+            "mask_init_max": (
+                MANIFOLD_MASK_INIT_MAX if args["dataset"] == "manifold" else IMAGE_MASK_INIT_MAX
+            ),
             "active_threshold": 0.1,
             "adversarial_loss": "wgan_gp",
             "adversary_steps": 5,
@@ -179,7 +198,8 @@ def get_config(arg: str | None = None):
         }
 
     def optimizers(d, args):
-        at, drop = 5 * interval(d, args), float(args.get("lr_drop", 0.2))
+        manifold = args["dataset"] == "manifold"
+        at, drop = 5 * interval(d, args), float(args.get("lr_drop", 1.0 if manifold else 0.2))
         return {
             "main": rmsprop(5e-4, drop_at=at, drop=drop),
             "adversary": rmsprop(1e-4),

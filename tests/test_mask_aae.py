@@ -389,6 +389,15 @@ def test_config_arguments_set_sizes_and_schedules():
     assert slow.train.num_steps == 4 * 300 * 14 + 4 * 300
     assert _config("wae_mmd", "manifold,n=4,m=16,R=300").train.num_steps == slow.train.num_steps
     assert _config("mask_aae", "manifold,n=4,m=16").train.num_steps == 4 * 75 * 15
+    # The synthetic presets: R = 75 for every m, m ~ U(0, 1), no drop; images keep the authors'.
+    wide = _config("mask_aae", "manifold,n=8,m=32")
+    assert wide.hparams.schedule_interval == 75 and wide.hparams.mask_init_max == 1.0
+    assert tuple(wide.optimizers.mask.schedule.multipliers) == (1, 1)
+    assert wide.train.num_steps == 4 * 75 * 15 + 4 * 75  # c: 2/32 doubles 15 times to 2048
+    assert _config("wae_mmd", "manifold,n=8,m=32").train.num_steps == wide.train.num_steps
+    assert c.hparams.mask_init_max == 5.0
+    paper_drop = _config("mask_aae", "manifold,lr_drop=0.2").optimizers.mask.schedule
+    assert tuple(paper_drop.multipliers) == (1, 0.2)
     with pytest.raises(ValueError, match="R= .* must be >= 1"):
         _config("mask_aae", "manifold,R=0")
     with pytest.raises(ValueError, match="manifold data only"):

@@ -6,6 +6,7 @@ override unless the field has a type. The subprocess tests type the commands as 
 """
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -66,3 +67,21 @@ def test_readme_overrides_of_none_fields_reach_the_data_loader(config, flag, exp
     assert result.returncode == 2, result.stderr[-2000:]
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("error:") and str(data) in error and expected in error, error
+
+
+@pytest.mark.slow
+def test_readme_adam_epsilon_flags_train_and_are_recorded(tmp_path):
+    # README: --config.optimizers.main.epsilon / .epsilon_hat, typed as a user does.
+    result = _train(
+        "--config=configs/dpvae.py:smoke",
+        "--config.optimizers.main.epsilon_hat=true",
+        "--config.optimizers.main.epsilon=1e-7",
+        tmp_path=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "run" / "config.json") as f:
+        main = json.load(f)["optimizers"]["main"]
+    assert main["epsilon_hat"] is True and main["epsilon"] == 1e-7
+    # The config's own values (the authors' PyTorch Adam) are what these flags replaced.
+    config = load_config("configs/dpvae.py:smoke")
+    assert config.optimizers.main.epsilon_hat is False and config.optimizers.main.epsilon == 1e-10

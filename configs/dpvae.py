@@ -19,8 +19,9 @@ epsilon placement with 1e-8 / batch on tfvae's batch mean (they sum over the bat
 flow had a linear shift and Keras' initialization, and its Adam Keras' epsilon, until issue 17;
 ported weights now give the authors' g, g^-1 and log-det exactly (``tests/test_priors.py``), and
 from the same weights, batch and noise the two codes' losses agree and their gradients agree to
-float32 rounding (the decoder's to 4e-8 in float64). Measured on Fashion-MNIST, 5,000 steps, lr 1e-4, weight 1, batch 100, seeds 0-2; FID
-and sKL on 10,000 samples, tfvae's FID classifier; the authors' code trained by
+float32 rounding (the decoder's to 4e-8 in float64). Measured on Fashion-MNIST, 5,000 steps,
+lr 1e-4, weight 1, batch 100, seeds 0-2; FID and sKL on 10,000 samples, tfvae's FID
+classifier; the authors' code trained by
 ``tools.authors_code`` on the same split and scored by ``tfvae.evaluate`` (mean ± std over
 seeds; validation loss per example on 5,000 images):
 

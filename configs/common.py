@@ -276,12 +276,14 @@ def config_for(
     c = base_config()
     c.objective = objective
     c.model.prior = decoupled_prior() if prior == "decoupled" else _net("standard_normal")
+    # Every preset reproduces the dpVAE authors' PyTorch code but dSprites, which follows
+    # Locatello et al.'s study (disentanglement_lib, TensorFlow) and keeps Keras' defaults.
+    pytorch_code = args["dataset"] != "dsprites"
     # The authors' networks are PyTorch modules with PyTorch's default initialization; with
     # Keras' Glorot init tfvae's standard-prior VAE trained better than theirs (issue 17).
-    # Locatello et al.'s dSprites study (disentanglement_lib, TensorFlow) keeps Glorot's.
-    c.model.initializer = "glorot" if args["dataset"] == "dsprites" else "torch"
+    c.model.initializer = "torch" if pytorch_code else "glorot"
     hparams = dict(hparams)
-    if args["dataset"] == "dsprites":
+    if not pytorch_code:
         hparams.update(dsprites)
     for key in dsprites:
         if key in args:
@@ -292,7 +294,7 @@ def config_for(
         c.train.batch_size = mnist.get("batch_size", 100)
         c.optimizers.main.learning_rate = mnist.get("learning_rate", 1e-4)
         c.model.likelihood = _net("gaussian", weight=float(mnist.get("mse_weight", 1.0)))
-    if args["dataset"] != "dsprites":
+    if pytorch_code:
         # The authors' torch.optim.Adam (epsilon 1e-8 beside the bias-corrected sqrt(v_hat))
         # on a loss summed over the batch is this Adam on tfvae's batch mean (issue 17).
         c.optimizers.main.epsilon = TORCH_ADAM_EPSILON / c.train.batch_size
@@ -309,7 +311,7 @@ def config_for(
                 "clipnorm": None,
             }
         )
-        if args["dataset"] != "dsprites":
+        if pytorch_code:
             # Their discriminator's cross-entropy is a batch mean, as tfvae's.
             c.optimizers.adversary.epsilon = TORCH_ADAM_EPSILON
             c.optimizers.adversary.epsilon_hat = False

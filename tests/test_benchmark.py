@@ -143,11 +143,9 @@ AUTHORS_CHECKOUT = os.environ.get("TFVAE_AUTHORS_CHECKOUT", "/work/authors")
 )
 def test_reference_official_times_the_authors_step_beside_tfvaes_reference():
     # docs/benchmarks.md's command with its placeholders filled in, and a small budget.
+    small = ("--config=configs/dpvae.py:smoke", "--steps=2", "--repeats=1", "--warmup=1")
     out = _run_tool(
-        "--config=configs/dpvae.py:smoke",
-        "--steps=2",
-        "--repeats=1",
-        "--warmup=1",
+        *small,
         "--peak_size=0",
         "--reference=official",
         f"--checkout={AUTHORS_CHECKOUT}",
@@ -159,15 +157,7 @@ def test_reference_official_times_the_authors_step_beside_tfvaes_reference():
     assert os.path.abspath(AUTHORS_CHECKOUT) in authors and "tfvae's reference" in authors, out
     assert "matmul peak" not in out  # --peak_size=0 skips it
     # The bare flag of before still means tfvae's own reference alone.
-    out = _run_tool(
-        "--config=configs/dpvae.py:smoke",
-        "--steps=2",
-        "--repeats=1",
-        "--warmup=1",
-        "--peak_size=0",
-        "--reference",
-        f"--torch_python={TORCH_PYTHON}",
-    )
+    out = _run_tool(*small, "--peak_size=0", "--reference", f"--torch_python={TORCH_PYTHON}")
     assert "  reference        PyTorch" in out and "authors' code" not in out, out
 
 

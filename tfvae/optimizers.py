@@ -65,10 +65,11 @@ class Adam(keras.optimizers.Adam):
             return super().update_step(gradient, variable, learning_rate)
         index = self._get_variable_index(variable)
         t = tf.cast(self.iterations + 1, tf.float32)
+        beta_2_power = tf.pow(tf.constant(self.beta_2, tf.float32), t)
         epsilon = tf.constant(self.epsilon, tf.float32)
         if not self.epsilon_hat:
             # Algorithm 1's epsilon, written in the fused kernel's epsilon-hat form.
-            epsilon *= tf.sqrt(1.0 - tf.pow(tf.constant(self.beta_2, tf.float32), t))
+            epsilon *= tf.sqrt(1.0 - beta_2_power)
         if isinstance(variable, keras.Variable):
             variable = variable.value
         return tf.raw_ops.ResourceApplyAdam(
@@ -76,7 +77,7 @@ class Adam(keras.optimizers.Adam):
             m=self._momentums[index].value.handle,
             v=self._velocities[index].value.handle,
             beta1_power=tf.pow(tf.constant(self.beta_1, tf.float32), t),
-            beta2_power=tf.pow(tf.constant(self.beta_2, tf.float32), t),
+            beta2_power=beta_2_power,
             lr=tf.cast(learning_rate, tf.float32),
             beta1=tf.constant(self.beta_1, tf.float32),
             beta2=tf.constant(self.beta_2, tf.float32),

@@ -62,7 +62,7 @@ def _require_stochastic(model) -> None:
         )
 
 
-@tf.function(reduce_retracing=True)
+@tf.function(reduce_retracing=True, autograph=False)
 def _batch_terms(model, x: tf.Tensor, seed: tf.Tensor) -> dict:
     """Per-example terms of one batch; ``seed`` [2] int seeds z and z' statelessly."""
     z_mean, z_log_var = model.encode(x)  # [B, d] each

@@ -129,7 +129,7 @@ class Setup:
         jit = resolve_jit_compile(
             self.config.train.jit_compile if jit_compile is None else jit_compile
         )
-        return tf.function(self.model.train_step, jit_compile=bool(jit))
+        return tf.function(self.model.train_step, jit_compile=bool(jit), autograph=False)
 
 
 def build_setup(config, batch_size: int | None = None) -> Setup:
@@ -272,7 +272,7 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
 
     if hasattr(model, "apply_phase"):
         fns["train step without trackers"] = no_trackers
-    compiled = {k: tf.function(f, jit_compile=jit_compile) for k, f in fns.items()}
+    compiled = {k: tf.function(f, jit_compile=jit_compile, autograph=False) for k, f in fns.items()}
     timings = time_calls(compiled, (batch,), steps=steps, repeats=repeats, warmup=warmup)
     return {k: 1000.0 / t.best for k, t in timings.items()}
 

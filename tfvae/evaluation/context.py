@@ -66,9 +66,9 @@ class EvalContext:
         self.feature_identity: dict | None = None
         # Compiled once: eager TFP flows cost ~0.4 s per call, compiled ones milliseconds.
         prior = self.model.prior
-        self.prior_log_prob = tf.function(prior.log_prob, reduce_retracing=True)
-        self._to_z0 = tf.function(prior.to_z0, reduce_retracing=True)
-        self._from_z0 = tf.function(prior.from_z0, reduce_retracing=True)
+        self.prior_log_prob = tf.function(prior.log_prob, reduce_retracing=True, autograph=False)
+        self._to_z0 = tf.function(prior.to_z0, reduce_retracing=True, autograph=False)
+        self._from_z0 = tf.function(prior.from_z0, reduce_retracing=True, autograph=False)
 
     # -- helpers ---------------------------------------------------------------------------
     @property

@@ -400,7 +400,9 @@ def _spaces(ctx) -> dict[str, Represent]:
     from tfvae import data as data_lib
 
     def compute():
-        encode = tf.function(lambda x: ctx.model.encode(x)[0], reduce_retracing=True)
+        encode = tf.function(
+            lambda x: ctx.model.encode(x)[0], reduce_retracing=True, autograph=False
+        )
         return encode, {}
 
     encode, memo = ctx._shared("disentanglement_encoder", compute)

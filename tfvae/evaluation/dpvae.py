@@ -81,11 +81,11 @@ def nll_functions(model):
     """The traced ``encode(x)`` and ``log_likelihood(x, z)`` of ``model`` that
     ``metrics.importance_sampled_bounds`` calls (the NLL metric and ``tools.benchmark``)."""
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def log_likelihood(xb, z):
         return model.likelihood.log_prob(xb, model.decoder_params(z, xb))
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def encode(xb):
         return model.encode(xb)
 

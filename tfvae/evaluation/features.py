@@ -109,7 +109,7 @@ def train_feature_classifier(
 def _classifier_features(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     extractor = keras.Model(model.inputs, model.get_layer("features").output)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def call(x):
         return extractor(x, training=False)
 
@@ -181,7 +181,7 @@ def inception_features(weights_path: str, *, size: int = 299) -> FeatureNetwork:
         full = keras.applications.InceptionV3(include_top=True, weights=weights_path)
         net = keras.Model(full.inputs, full.get_layer("avg_pool").output)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def call(x):
         if x.shape[-1] == 1:
             x = tf.repeat(x, 3, axis=-1)

@@ -220,14 +220,9 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
     fns = {"train step": model.train_step}
 
     def pieces(phase):
-        # Not converted by AutoGraph: it caches a conversion per code object, so with several
-        # phases (MaskAAE's four) the second one ran with the first's closure or defaults and
-        # failed ('NoneType' has no attribute 'variables'). The phases' own code needs none.
-        @tf.autograph.experimental.do_not_convert
         def forward(x):
             return model.reduce_terms(phase.loss_fn(model.split_batches(x), True))[phase.loss_key]
 
-        @tf.autograph.experimental.do_not_convert
         def gradients(x):
             variables = [v for _, group in phase.groups() for v in group]
             with tf.GradientTape() as tape:
@@ -272,6 +267,9 @@ def bench_breakdown(setup: Setup, *, steps: int, repeats: int, warmup: int, jit_
 
     if hasattr(model, "apply_phase"):
         fns["train step without trackers"] = no_trackers
+    # Traced as the trainer traces its step, without AutoGraph. (AutoGraph caches a conversion
+    # per code object, so with several phases, MaskAAE's four, the second piece once ran with
+    # the first's closure and failed.)
     compiled = {k: tf.function(f, jit_compile=jit_compile, autograph=False) for k, f in fns.items()}
     timings = time_calls(compiled, (batch,), steps=steps, repeats=repeats, warmup=warmup)
     return {k: 1000.0 / t.best for k, t in timings.items()}

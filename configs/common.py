@@ -79,6 +79,8 @@ def base_config() -> ml_collections.ConfigDict:
             "download": False,
             "path": None,
             "val_size": 5000,
+            # 0: the whole test split; n > 0: its first n examples (smoke uses 512).
+            "test_size": 0,
             "binarize": "none",
             "dequantize": False,
             # Training-time augmentation (tfvae.augment.AUGMENTATIONS): "none" or "dpvae", the
@@ -210,6 +212,8 @@ def apply_smoke(c: ml_collections.ConfigDict) -> None:
     if c.data.num_examples or c.data.name == "dsprites":
         c.data.num_examples = 512 if c.data.num_examples else 0
         c.data.val_size = 64
+    if c.data.name == "dsprites":  # its test split is rendered, 10,000 images
+        c.data.test_size = 512
 
 
 # The type a field takes when its default is None. ml_collections infers a field's type from its

@@ -28,6 +28,7 @@ def make_cfg(**overrides) -> ml_collections.ConfigDict:
         download=False,
         path=None,
         val_size=0,
+        test_size=0,
         binarize="none",
         dequantize=False,
         image_size=None,
@@ -147,6 +148,19 @@ def test_idx_folder_splits_and_labels(tmp_path):
     for x, y in ((splits.train, splits.train_labels), (splits.val, splits.val_labels)):
         np.testing.assert_array_equal(y, x[:, 0, 0, 0] % 10)
     assert splits.test_labels.dtype == np.int32
+
+
+def test_test_size_keeps_a_prefix_of_the_test_split(tmp_path):
+    write_mnist_folder(tmp_path / "m", n_train=30, n_test=7)
+    cfg = make_cfg(name="idx", path=str(tmp_path / "m"), val_size=5, test_size=3)
+    splits = data.load(cfg)
+    assert splits.test[:, 0, 0, 0].tolist() == [100, 101, 102]
+    np.testing.assert_array_equal(splits.test_labels, [0, 1, 2])
+    assert len(splits.train) == 25 and len(splits.val) == 5  # the other splits are untouched
+    cfg.test_size = 70  # more than there are: the whole split
+    assert len(data.load(cfg).test) == 7
+    with pytest.raises(ValueError, match="test_size=-1 must be >= 0"):
+        data.load(make_cfg(name="idx", path=str(tmp_path / "m"), test_size=-1))
 
 
 def test_idx_plain_files_and_mnist_path_give_the_same_data(tmp_path):

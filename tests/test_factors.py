@@ -74,6 +74,11 @@ def test_train_dataset_is_step_deterministic_and_resumable():
     for a, b in zip(full[2:], resumed.take(2), strict=True):
         np.testing.assert_array_equal(a, b.numpy())
     assert set(np.unique(full[0])) <= {0.0, 1.0}
+    # test_size renders only a prefix of the same 10,000-cell test split.
+    small = data_lib.load(_dsprites_config(test_size=50))
+    assert splits.test.shape == (10_000, 64, 64, 1) and small.test.shape == (50, 64, 64, 1)
+    np.testing.assert_array_equal(small.test, splits.test[:50])
+    np.testing.assert_array_equal(small.test_labels, splits.test_labels[:50])
     with pytest.raises(InvalidValue, match="image_size"):
         data_lib.load(_dsprites_config(image_size=32))
 

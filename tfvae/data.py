@@ -23,7 +23,8 @@ Sources (``DATASETS`` keys):
                         (for the FID classifier) are the shape.
 
 Splits: the last ``cfg.val_size`` training examples are the validation split, the test split is
-the dataset's own (synthetic sets: the same number of examples as train, drawn with another seed).
+the dataset's own (synthetic sets: the same number of examples as train, drawn with another seed);
+``cfg.test_size`` > 0 keeps only its first ``test_size`` examples (smoke configs: a quick check).
 TFDS never downloads unless ``cfg.download`` is true: offline, a missing dataset fails at once
 with the command that prepares it.
 
@@ -506,13 +507,15 @@ def _load_dsprites(cfg: ml_collections.ConfigDict) -> DataSplits:
     else:
         data = factors_lib.DSprites()
 
-    def cells(n: int, stream: int) -> np.ndarray:
+    def cells(n: int, stream: int) -> np.ndarray:  # sorted for rendering, hence the order
         return np.sort(np.random.default_rng([0, stream]).choice(len(data), n, False))
 
     def shape_labels(index) -> np.ndarray:  # the FID classifier's classes
         return data.factors_of(index)[:, 0].astype(np.int32)
 
     val, test = cells(cfg.val_size, _TRAIN_STREAM), cells(DSPRITES_TEST_SIZE, _TEST_STREAM)
+    if cfg.test_size:  # a prefix of the same draw, rendered alone (rendering dominates loading)
+        test = test[: cfg.test_size]
     return DataSplits(
         train=data,
         val=data[val],
@@ -542,8 +545,23 @@ DATASETS: dict[str, Callable[[ml_collections.ConfigDict], DataSplits]] = {
 
 
 def load(cfg: ml_collections.ConfigDict) -> DataSplits:
-    """Loads the dataset named by ``cfg.name`` (the ``data`` sub-config) into memory."""
-    return registry.lookup(DATASETS, cfg.name, "dataset")(cfg)
+    """Loads the dataset named by ``cfg.name`` (the ``data`` sub-config) into memory.
+
+    ``cfg.test_size`` > 0 keeps the first ``test_size`` examples of the test split.
+    """
+    if cfg.test_size < 0:
+        raise InvalidValue(
+            f"--config.data.test_size={cfg.test_size} must be >= 0 (0 keeps the whole test split)."
+        )
+    splits = registry.lookup(DATASETS, cfg.name, "dataset")(cfg)
+    if not cfg.test_size or cfg.test_size >= len(splits.test):
+        return splits
+    labels = splits.test_labels
+    return dataclasses.replace(
+        splits,
+        test=splits.test[: cfg.test_size],
+        test_labels=None if labels is None else labels[: cfg.test_size],
+    )
 
 
 # ----------------------------------------------------------------------------- pipelines

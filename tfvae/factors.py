@@ -119,7 +119,9 @@ class FactorData:
 
     def __getitem__(self, key) -> np.ndarray:
         if self._compiled_gather is None:  # eager rendering is 10x slower
-            self._compiled_gather = tf.function(self.gather, reduce_retracing=True)
+            self._compiled_gather = tf.function(
+                self.gather, input_signature=[tf.TensorSpec([None], tf.int64)], autograph=False
+            )
         index = np.arange(len(self))[key]
         if np.ndim(index) == 0:
             return self._compiled_gather(tf.constant([index], tf.int64)).numpy()[0]

@@ -1,11 +1,23 @@
 """Test-wide settings: quiet TensorFlow, CPU only; how pytest-xdist shares out the tests."""
 
+import gc
 import os
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+# Every test imports TensorFlow, Keras and TFP: import them once here and move their millions of
+# long-lived objects out of the cyclic garbage collector's reach (gc.freeze), so that each full
+# collection scans only what the tests made. Full collections took 0.4-1.5 s each, 30 or more per
+# worker in a suite run.
+import keras  # noqa: E402, F401
+import tensorflow  # noqa: E402, F401
+import tensorflow_probability  # noqa: E402, F401
+
+gc.collect()
+gc.freeze()
 
 # Modules whose tests must stay on one xdist worker: their module fixture is expensive and would
 # run once per worker otherwise. test_export and test_serve share the exported smoke models

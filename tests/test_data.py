@@ -423,6 +423,19 @@ def test_train_dataset_is_deterministic_by_step():
     assert not np.array_equal(epochs[0], other)
 
 
+def test_pipelines_run_without_the_autotuning_model():
+    # TF 2.21's iterator destructor waits for that model's thread, up to 60 s (see
+    # data.without_autotune_model); every pipeline tfvae iterates must leave it off.
+    x = ids_dataset(20)
+    for ds in (
+        data.train_dataset(x, batch_size=4, seed=0),
+        data.eval_dataset(x, batch_size=4),
+        data.without_autotune_model(tf.data.Dataset.range(3).prefetch(tf.data.AUTOTUNE)),
+    ):
+        assert ds.options().autotune.enabled is False
+    assert tf.data.Dataset.range(3).options().autotune.enabled is not False  # TF's default
+
+
 def test_train_dataset_drops_the_remainder_without_repeats():
     x = ids_dataset(22)
     batches = take(data.train_dataset(x, batch_size=4, seed=0), 10)  # 2 epochs of 5 steps

@@ -282,7 +282,7 @@ def _tfds_arrays(
     for split in ("train", "test"):
         ds = builder.as_dataset(split=split, shuffle_files=False)
         ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).batch(_CHUNK)
-        parts = list(ds.prefetch(tf.data.AUTOTUNE).as_numpy_iterator())
+        parts = list(without_autotune_model(ds.prefetch(tf.data.AUTOTUNE)).as_numpy_iterator())
         arrays.append(np.concatenate([images for images, _ in parts]))
         arrays.append(np.concatenate([labels for _, labels in parts]))
     return tuple(arrays)
@@ -567,6 +567,20 @@ def load(cfg: ml_collections.ConfigDict) -> DataSplits:
 # ----------------------------------------------------------------------------- pipelines
 
 
+def without_autotune_model(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """``ds`` with tf.data's autotuning model switched off (``AUTOTUNE`` values still apply).
+
+    In TF 2.21, deleting an iterator waits for the autotuning thread's next wake-up, and that
+    thread's period doubles while the iterator lives, up to a minute: the end of training, every
+    finished validation pass and every garbage-collected iterator stalled for up to 60 s, with
+    the process idle. Measured on a map + prefetch pipeline: deletion took up to 4.2 s after 6 s
+    of use with the model, 0.00 s without it, at the same batches per second.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
+
+
 def to_float(x) -> tf.Tensor:
     """Scales a batch to float32: uint8 k -> k / 255 in [0, 1]; other dtypes are only cast."""
     x = tf.convert_to_tensor(x)
@@ -679,7 +693,8 @@ def train_dataset(
         return batch
 
     steps = tf.data.Dataset.counter(start=start_step, dtype=tf.int64)
-    return steps.map(batch_at, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = steps.map(batch_at, num_parallel_calls=tf.data.AUTOTUNE)
+    return without_autotune_model(batches.prefetch(tf.data.AUTOTUNE))
 
 
 def eval_dataset(x: np.ndarray, *, batch_size: int, binarize: str = "none") -> tf.data.Dataset:
@@ -696,7 +711,7 @@ def eval_dataset(x: np.ndarray, *, batch_size: int, binarize: str = "none") -> t
     images = tf.constant(x)  # [N, ...]
     starts = tf.data.Dataset.range(0, len(x), batch_size)
     batches = starts.map(lambda start: to_float(images[start : start + batch_size]))
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return without_autotune_model(batches.prefetch(tf.data.AUTOTUNE))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -98,10 +98,10 @@ def train_feature_classifier(
     else:
         ds = tf.data.Dataset.from_tensor_slices((splits.train, splits.train_labels))
         ds = ds.shuffle(len(splits.train), seed=seed).repeat().batch(batch_size)
-    ds = ds.map(_scale_images).prefetch(tf.data.AUTOTUNE)
+    ds = data_lib.without_autotune_model(ds.map(_scale_images).prefetch(tf.data.AUTOTUNE))
     model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     test = tf.data.Dataset.from_tensor_slices((splits.test, splits.test_labels)).batch(500)
-    test = test.map(_scale_images)
+    test = data_lib.without_autotune_model(test.map(_scale_images))
     _, accuracy = model.evaluate(test, verbose=0)
     return model, float(accuracy)
 

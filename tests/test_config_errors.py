@@ -179,6 +179,36 @@ def test_train_command_refuses_in_one_line_and_writes_nothing(args, text, files,
     assert snapshot(workdir) == before
 
 
+REFUSE_WITHOUT_TF = textwrap.dedent(
+    """
+    import sys
+    from tfvae import train
+
+    try:
+        train.run(sys.argv)
+    except SystemExit as stop:
+        print(stop.code, "tensorflow" in sys.modules)
+    """
+)
+
+
+def test_a_wrong_value_is_refused_before_tensorflow_is_imported(workdir):
+    before = snapshot(workdir)
+    env = {k: v for k, v in os.environ.items() if k != "TFVAE_TRACEBACK"}
+    args = ["--config=configs/vae.py:smoke", "--config.train.batch_size=-4", f"--workdir={workdir}"]
+    result = subprocess.run(
+        [sys.executable, "-c", REFUSE_WITHOUT_TF, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**env, "PYTHONPATH": REPO},
+        timeout=120,
+    )
+    assert result.stdout.split() == ["2", "False"], (result.stdout, result.stderr[-2000:])
+    assert "train.batch_size=-4 is invalid" in result.stderr
+    assert snapshot(workdir) == before
+
+
 @pytest.mark.slow
 def test_serve_refuses_a_port_out_of_range_in_one_line(tmp_path):
     line = _one_error_line(_command("tfvae.serve", f"--model_base_path={tmp_path}", "--port=99999"))

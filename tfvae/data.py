@@ -57,10 +57,10 @@ import tensorflow as tf
 from tfvae import augment as augment_lib
 from tfvae import factors as factors_lib
 from tfvae import registry
+from tfvae.config_checks import BINARIZE_MODES
 from tfvae.errors import InvalidValue
 
 DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-BINARIZE_MODES = ("none", "dynamic", "static")
 # One fixed seed for static binarization, so evaluation numbers are repeatable across runs.
 STATIC_BINARIZE_SEED = 0
 # Center crop of the 218x178 aligned CelebA images before resizing (the WAE / MaskAAE choice).

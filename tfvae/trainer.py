@@ -17,8 +17,8 @@ warning, and refuses to start when none restores; a new checkpoint is read back 
 ones are pruned (``tfvae.experiment.CheckpointStore``).
 
 Nothing is written into the workdir until the whole config has been checked: the values
-(``check_config``), the data (the training pipeline is built first) and, when resuming, that
-only the fields in ``RESUMABLE`` differ from the workdir's ``config.json``.
+(``tfvae.config_checks.check_config``), the data (the training pipeline is built first) and,
+when resuming, that only the fields in ``RESUMABLE`` differ from the workdir's ``config.json``.
 """
 
 import json
@@ -36,6 +36,7 @@ from tfvae import data as data_lib
 from tfvae import experiment as experiment_lib
 from tfvae import workdir as workdir_lib
 from tfvae.build import resolve_jit_compile
+from tfvae.config_checks import check_config
 from tfvae.errors import InvalidValue, TrainingStopped
 from tfvae.images import tile_images
 
@@ -44,17 +45,6 @@ class NonFiniteLossError(FloatingPointError, TrainingStopped):
     """A loss term became NaN or infinite; training stopped before saving it."""
 
 
-# train.<field>: the smallest valid value. Every one is a count or a period in steps.
-TRAIN_MINIMUM = {
-    "num_steps": 1,
-    "batch_size": 1,
-    "log_every": 1,
-    "eval_every": 1,
-    "image_every": 1,
-    "checkpoint_every": 1,
-    "keep_checkpoints": 1,
-    "num_images": 1,
-}
 # What a resumed run may change: how long it runs, how often it logs, evaluates, draws images
 # and saves, where the data files live and how the step is executed. Anything else (the model,
 # the objective, the data's values, the optimizers, the batch size, the seed) would make the
@@ -76,49 +66,6 @@ RESUMABLE = (
     "data.path",
     "distribution.",
 )
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-
-
-def check_config(config) -> None:
-    """Refuses values a run cannot use, naming the field, the value and what is valid.
-
-    The data's own values (batch size against the data set's size, binarization, augmentation)
-    are checked when the training pipeline is built, also before anything is written.
-
-    Raises:
-      InvalidValue: the first invalid field.
-    """
-
-    def refuse(field: str, value, valid: str):
-        raise InvalidValue(f"--config.{field}={value!r} is invalid: {valid}.")
-
-    for field, low in TRAIN_MINIMUM.items():
-        value = config.train[field]
-        if not _is_int(value) or value < low:
-            refuse(f"train.{field}", value, f"it must be an integer >= {low}")
-    val_batches = config.train.val_batches
-    if val_batches is not None and (not _is_int(val_batches) or val_batches < 1):
-        refuse("train.val_batches", val_batches, "it must be an integer >= 1, or None (all)")
-    if not _is_int(config.seed):
-        refuse("seed", config.seed, "it must be an integer")
-    if config.data.binarize not in data_lib.BINARIZE_MODES:
-        refuse(
-            "data.binarize", config.data.binarize, f"valid: {', '.join(data_lib.BINARIZE_MODES)}"
-        )
-    for name, opt in config.optimizers.items():
-        rate = opt.learning_rate
-        if not _is_number(rate) or not 0 < rate < float("inf"):
-            refuse(f"optimizers.{name}.learning_rate", rate, "it must be a number > 0")
-        clip = opt.clipnorm if "clipnorm" in opt else None
-        if clip is not None and (not _is_number(clip) or not clip > 0):
-            refuse(f"optimizers.{name}.clipnorm", clip, "it must be a number > 0, or None")
 
 
 def image_grid(images: np.ndarray) -> np.ndarray:

@@ -101,13 +101,13 @@ def test_sweep_resumes_without_training_and_refuses_another_setting(sweep_dir, m
 
 
 def test_results_are_standard_json_and_csv_even_with_an_undefined_nac(tmp_path):
-    # An earlier version wrote NaN (not JSON) for an undefined NAC: read and rewritten as null.
-    row = {"fid": 1.5, "discovered": 2.0, "nac": float("nan"), "step": 4, "workdir": "w"}
-    with open(tmp_path / "results.json", "w") as f:
-        json.dump({"dataset": "manifold", "n": 2, "runs": {"mask_aae": {"2": row}}}, f)
-    results = mask_sweep.load_results(str(tmp_path))
-    assert results["runs"]["mask_aae"]["2"]["nac"] is None
+    # An undefined NAC (a model without a mask) is NaN in metrics.json; the results hold null.
+    nac = mask_sweep._finite_or_none(float("nan"))
+    assert nac is None and mask_sweep._finite_or_none(0.5) == 0.5
+    row = {"fid": 1.5, "discovered": 2.0, "nac": nac, "step": 4, "workdir": "w"}
+    results = {"dataset": "manifold", "n": 2, "runs": {"mask_aae": {"2": row}}}
     mask_sweep.save_results(str(tmp_path), results)
+    assert mask_sweep.load_results(str(tmp_path)) == results
 
     def refuse(name):
         raise AssertionError(f"{name} in results.json")

@@ -27,21 +27,6 @@ def _tuples(value):
     return value
 
 
-# Keyword-argument dicts belong to one network, prior, likelihood or objective: the base
-# config's values (e.g. the Gaussian likelihood's ``weight``) are wrong for another choice.
-NOT_FILLED = ("options", "hparams")
-
-
-def _fill_missing(target: dict, defaults: dict) -> None:
-    for key, value in defaults.items():
-        if key not in target:
-            target[key] = value
-        elif key in NOT_FILLED:
-            continue
-        elif isinstance(value, dict) and isinstance(target[key], dict):
-            _fill_missing(target[key], value)
-
-
 def _one_line(error: BaseException) -> str:
     """An exception's message on one line."""
     return " ".join(str(error).split()) or type(error).__name__
@@ -49,10 +34,6 @@ def _one_line(error: BaseException) -> str:
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
     """The locked config a workdir was trained with, from ``<workdir>/config.json``.
-
-    Fields that ``configs.common.base_config()`` has and an older config.json lacks are filled
-    from it (when the repository's ``configs`` package is importable), so a workdir written
-    before a field existed still builds.
 
     Raises:
       FileNotFoundError: the workdir has no config.json (not a tfvae training workdir).
@@ -74,12 +55,6 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
         ) from None
     if not isinstance(saved, dict):
         raise UserError(f"{path} holds no config (a JSON object): restore it from a copy.")
-    try:
-        from configs import common
-    except ImportError:
-        common = None
-    if common is not None:
-        _fill_missing(saved, _tuples(json.loads(common.base_config().to_json_best_effort())))
     config = ml_collections.ConfigDict(saved)
     config.lock()
     return config

@@ -90,11 +90,7 @@ def load_results(out: str) -> dict:
     if not os.path.exists(path):
         return {}
     with open(path) as f:
-        results = json.load(f)
-    for runs in results.get("runs", {}).values():  # earlier versions wrote an undefined NAC as NaN
-        for row in runs.values():
-            row["nac"] = _finite_or_none(row.get("nac"))
-    return results
+        return json.load(f)
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -63,14 +63,3 @@ def snapshot(folder) -> dict:
                 digest = hashlib.sha256(f.read()).hexdigest()
             out[os.path.relpath(os.path.join(root, name), folder)] = digest
     return out
-
-
-def modules_after_import(*names: str) -> set:
-    """The modules a fresh Python has loaded after importing ``names`` (and what they import)."""
-    import subprocess
-    import sys
-
-    code = f"import sys, {', '.join(names)}; print('\\n'.join(sys.modules))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return set(done.stdout.split())

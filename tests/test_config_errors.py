@@ -71,6 +71,7 @@ BAD_VALUES = [
     ("optimizers.main.learning_rate", -1e-3, "> 0"),
     ("optimizers.main.learning_rate", 0.0, "> 0"),
     ("data.binarize", "nope", "dynamic"),
+    ("data.path", "/no/such/tfvae/data", "no such file or folder"),
 ]
 
 

@@ -3,11 +3,13 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from tests.smoke import modules_after_import, smoke_root, smoke_workdir
+from tests.smoke import smoke_root, smoke_workdir
 from tfvae import data as data_lib
 from tfvae import experiment, trainer
 from tfvae import workdir as workdir_lib
@@ -54,7 +56,25 @@ def test_no_checkpoint_says_how_to_train(tmp_path, workdir):
         experiment.load(empty)
 
 
+# One fresh Python: loading a trained model, evaluating and exporting import no training
+# machinery; importing the trainer, the collapse analysis and the objectives afterwards adds
+# nothing to METRICS (one explicit dict, nothing registers itself on import). That none of them
+# imports the evaluation package is an import-linter contract (pyproject.toml).
+_IMPORTS = """
+import json, sys
+import tfvae.experiment, tfvae.export
+from tfvae import evaluation
+loaded = sorted(sys.modules)
+metrics = sorted(evaluation.METRICS)
+import tfvae.trainer, tfvae.collapse, tfvae.objectives
+print(json.dumps([loaded, metrics, sorted(evaluation.METRICS), "tfvae.trainer" in sys.modules]))
+"""
+
+
 @pytest.mark.slow
-def test_loading_and_evaluating_import_no_trainer():
-    loaded = modules_after_import("tfvae.experiment", "tfvae.evaluation", "tfvae.export")
+def test_loading_imports_no_trainer_and_importing_registers_no_metric():
+    done = subprocess.run([sys.executable, "-c", _IMPORTS], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded, metrics, after, trainer_loaded = json.loads(done.stdout.splitlines()[-1])
     assert "tfvae.evaluation" in loaded and "tfvae.trainer" not in loaded
+    assert trainer_loaded and after == metrics and "fid" in metrics

@@ -6,6 +6,8 @@ from Python. The data's own values (batch size against the data set's size, augm
 checked when the training pipeline is built, also before anything is written.
 """
 
+import os
+
 import numpy as np
 
 from tfvae.errors import InvalidValue
@@ -52,6 +54,13 @@ def check_config(config) -> None:
         refuse("train.val_batches", val_batches, "it must be an integer >= 1, or None (all)")
     if not _is_int(config.seed):
         refuse("seed", config.seed, "it must be an integer")
+    path = config.data.path
+    if path is not None and not os.path.exists(path):
+        refuse(
+            "data.path",
+            path,
+            "no such file or folder; pass the data set's file or folder (the README names it)",
+        )
     if config.data.binarize not in BINARIZE_MODES:
         refuse("data.binarize", config.data.binarize, f"valid: {', '.join(BINARIZE_MODES)}")
     for name, opt in config.optimizers.items():

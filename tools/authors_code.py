@@ -36,12 +36,13 @@ import subprocess
 import sys
 
 import numpy as np
-import tensorflow as tf
 from absl import flags
 
 from tfvae import cli
-from tfvae import experiment as experiment_lib
 from tfvae.errors import InvalidValue
+
+# TensorFlow and tfvae's model code are imported by the functions that build a model, so the
+# command refuses a bad flag, config or checkout in a fraction of a second.
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "authors_torch.py")
 
@@ -208,6 +209,10 @@ def write_workdir(
       num_train: training examples (the model's ``dataset_size``).
       val_terms: the authors' validation terms per example, written as train_metrics.json.
     """
+    import tensorflow as tf
+
+    from tfvae import experiment as experiment_lib
+
     _check_supported(config)
     experiment_lib.seed(config)
     spec = experiment_lib.DataSpec(shape=(28, 28, 1), num_train=num_train)
@@ -321,6 +326,8 @@ def train_authors(
     example (None with ``start="tfvae_init"``, which writes the untrained initialization as
     step 0). The worker's output is kept as ``<workdir>/authors.npz``; ``data`` is an npz of
     tfvae's splits (``export_data``), written when missing."""
+    from tfvae import experiment as experiment_lib
+
     _check_supported(config)
     steps = 0 if start == "tfvae_init" else int(config.train.num_steps)
     latest = experiment_lib.latest_checkpoint(workdir)

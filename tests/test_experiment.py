@@ -13,6 +13,7 @@ from tests.smoke import smoke_root, smoke_workdir
 from tfvae import data as data_lib
 from tfvae import experiment, trainer
 from tfvae import workdir as workdir_lib
+from tfvae.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,20 @@ def test_a_workdir_without_a_data_spec_gets_one_from_the_data_set_once(workdir, 
     os.remove(os.path.join(older, experiment.DATA_SPEC_FILE))
     assert experiment.load(older).spec == experiment.load(workdir).spec
     assert os.path.exists(os.path.join(older, experiment.DATA_SPEC_FILE))
+
+
+def test_a_config_json_without_a_field_the_build_needs_is_named(workdir, tmp_path):
+    # config.json is read as written; a workdir of an older version lacks newer fields.
+    older = str(tmp_path / "older")
+    shutil.copytree(workdir, older)
+    path = os.path.join(older, "config.json")
+    with open(path) as f:
+        config = json.load(f)
+    del config["model"]["initializer"]
+    with open(path, "w") as f:
+        json.dump(config, f)
+    with pytest.raises(UserError, match=r"config.json has no field 'initializer'.*older version"):
+        experiment.load(older)
 
 
 def test_no_checkpoint_says_how_to_train(tmp_path, workdir):

@@ -329,6 +329,8 @@ def load(workdir: str, *, require_checkpoint: bool = True) -> Experiment:
 
     Raises:
       FileNotFoundError: no config.json, or no checkpoint while ``require_checkpoint``.
+      UserError: config.json lacks a field this version of tfvae builds from (a workdir
+        written by an older version: config.json is read as written, never filled in).
     """
     config = workdir_lib.load_config(workdir)
     if require_checkpoint and latest_checkpoint(workdir) is None:
@@ -340,4 +342,16 @@ def load(workdir: str, *, require_checkpoint: bool = True) -> Experiment:
             f"--config=configs/<name>.py --workdir={workdir} (rerunning the command that "
             "created the workdir resumes its training)."
         )
-    return Experiment(config, workdir, read_data_spec(workdir, config))
+    try:
+        return Experiment(config, workdir, read_data_spec(workdir, config))
+    except AttributeError as error:
+        # ml_collections reports a missing field as AttributeError(KeyError(name)).
+        missing = error.args[0] if error.args else None
+        if not isinstance(missing, KeyError):
+            raise
+        raise UserError(
+            f"{os.path.join(workdir, workdir_lib.CONFIG_FILE)} has no field {missing.args[0]}, "
+            "which this version of tfvae builds the model from: the workdir was written by an "
+            "older version. Train it again with this one (python -m tfvae.train "
+            "--config=configs/<name>.py --workdir=<new folder>)."
+        ) from error

@@ -77,3 +77,37 @@ def test_model_initializer_reaches_the_encoder_and_decoder(initializer):
         config.model.initializer = "he"
     with pytest.raises(ValueError, match="glorot"):
         build_model(config, (28, 28, 1), 100)
+
+
+CONFIGS = sorted(
+    f[:-3]
+    for f in os.listdir(os.path.join(REPO, "configs"))
+    if f.endswith(".py") and f not in ("__init__.py", "common.py", "collapse_common.py")
+)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_randomly_initialized_variable_is_its_own_draw(name):
+    # A Keras initializer instance holds one seed, so one instance shared by two variables gives
+    # both the same numbers. The decoupled prior's coupling networks did that: each bias was a
+    # copy of its kernel's first row, so at initialization every layer computed W^T (x + e_0),
+    # a structure PyTorch's independent draws do not have (issue 17). Independent draws of
+    # continuous values never share their first four numbers.
+    import numpy as np
+
+    from tfvae import data as data_lib
+    from tfvae import experiment
+    from tfvae.config_loader import load_config
+
+    config = load_config(os.path.join(REPO, "configs", f"{name}.py"))
+    spec = experiment.DataSpec(data_lib.example_shape(config.data), 1000)
+    experiment.seed(config)
+    model, _ = experiment.build(config, spec)
+    first = {}
+    for variable in model.trainable_variables:
+        values = np.ravel(variable.numpy())
+        if len(np.unique(values[:4])) < 4:  # constant (zeros, ones) or too small to be a draw
+            continue
+        key = tuple(values[:4])
+        assert key not in first, f"{variable.path} repeats the draw of {first[key]}"
+        first[key] = variable.path

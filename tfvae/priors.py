@@ -109,9 +109,13 @@ class CouplingNet(keras.layers.Layer):
         def dense(units, fan_in, activation=None):
             if initializer == "glorot":
                 return keras.layers.Dense(units, activation=activation)
-            init = torch_uniform(fan_in)
+            # Two initializers: one instance holds one seed, so sharing it would make each
+            # bias a copy of its kernel's first row (h = W^T (x + e_0) at initialization).
             return keras.layers.Dense(
-                units, activation=activation, kernel_initializer=init, bias_initializer=init
+                units,
+                activation=activation,
+                kernel_initializer=torch_uniform(fan_in),
+                bias_initializer=torch_uniform(fan_in),
             )
 
         def mlp(final_activation, name):

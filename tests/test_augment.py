@@ -6,16 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import configs
 from tfvae import augment, data
 from tfvae.config_loader import load_config
 from tools.reproduce import TABLE1_CONFIGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(
-    f[:-3]
-    for f in os.listdir(os.path.join(REPO, "configs"))
-    if f.endswith(".py") and f not in ("__init__.py", "common.py", "collapse_common.py")
-)
 
 
 def _images(n: int, seed: int = 0) -> np.ndarray:
@@ -89,7 +85,7 @@ def test_unknown_augmentation_names_the_valid_ones():
         data.train_dataset(_images(8), batch_size=4, seed=0, augment="flip")
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", configs.NAMES)
 def test_only_the_mnist_preset_of_the_dpvae_configs_augments(name):
     # The authors' MNIST configs all set "augment": true; nothing else of tfvae's augments.
     default = load_config(os.path.join(REPO, "configs", f"{name}.py"))

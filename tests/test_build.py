@@ -7,6 +7,7 @@ import tensorflow as tf
 from absl import flags
 from ml_collections import config_flags
 
+import configs
 from tfvae.build import resolve_jit_compile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,14 +80,7 @@ def test_model_initializer_reaches_the_encoder_and_decoder(initializer):
         build_model(config, (28, 28, 1), 100)
 
 
-CONFIGS = sorted(
-    f[:-3]
-    for f in os.listdir(os.path.join(REPO, "configs"))
-    if f.endswith(".py") and f not in ("__init__.py", "common.py", "collapse_common.py")
-)
-
-
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", configs.NAMES)
 def test_every_randomly_initialized_variable_is_its_own_draw(name):
     # A Keras initializer instance holds one seed, so one instance shared by two variables gives
     # both the same numbers. The decoupled prior's coupling networks did that: each bias was a

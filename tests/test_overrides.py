@@ -5,7 +5,6 @@ and ``--config.data.data_dir=DIR``; both fields default to None, which ml_collec
 override unless the field has a type. The subprocess tests type the commands as a user does.
 """
 
-import glob
 import json
 import os
 import subprocess
@@ -14,13 +13,10 @@ import sys
 import pytest
 from ml_collections.config_flags import config_path
 
+import configs
 from tfvae.config_loader import load_config
 
-CONFIGS = sorted(
-    path
-    for path in glob.glob("configs/*.py")
-    if os.path.basename(path) not in ("__init__.py", "common.py", "collapse_common.py")
-)
+CONFIGS = [f"configs/{name}.py" for name in configs.NAMES]
 
 
 def _none_fields(config, prefix=""):

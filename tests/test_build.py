@@ -80,28 +80,49 @@ def test_model_initializer_reaches_the_encoder_and_decoder(initializer):
         build_model(config, (28, 28, 1), 100)
 
 
-@pytest.mark.parametrize("name", configs.NAMES)
-def test_every_randomly_initialized_variable_is_its_own_draw(name):
-    # A Keras initializer instance holds one seed, so one instance shared by two variables gives
-    # both the same numbers. The decoupled prior's coupling networks did that: each bias was a
-    # copy of its kernel's first row, so at initialization every layer computed W^T (x + e_0),
-    # a structure PyTorch's independent draws do not have (issue 17). Independent draws of
-    # continuous values never share their first four numbers.
+def _first_draws(model, seen: dict, label: str) -> None:
+    """Records the first four values of each randomly drawn trainable variable, divided by the
+    first (a draw rescaled to another layer's bound is the same draw), and fails on a repeat.
+    Independent draws of continuous values never share these ratios."""
     import numpy as np
 
+    for variable in model.trainable_variables:
+        values = np.ravel(variable.numpy()).astype(np.float64)
+        if len(np.unique(values[:4])) < 4:  # constant (zeros, ones) or too small to be a draw
+            continue
+        key = tuple(np.round(values[1:4] / values[0], 4))
+        where = f"{label}{variable.path}"
+        assert key not in seen, f"{where} repeats the draw of {seen[key]}"
+        seen[key] = where
+
+
+def _built(name: str, seed: int = 0):
     from tfvae import data as data_lib
     from tfvae import experiment
     from tfvae.config_loader import load_config
 
     config = load_config(os.path.join(REPO, "configs", f"{name}.py"))
+    with config.unlocked():
+        config.seed = seed
     spec = experiment.DataSpec(data_lib.example_shape(config.data), 1000)
     experiment.seed(config)
-    model, _ = experiment.build(config, spec)
-    first = {}
-    for variable in model.trainable_variables:
-        values = np.ravel(variable.numpy())
-        if len(np.unique(values[:4])) < 4:  # constant (zeros, ones) or too small to be a draw
-            continue
-        key = tuple(values[:4])
-        assert key not in first, f"{variable.path} repeats the draw of {first[key]}"
-        first[key] = variable.path
+    return experiment.build(config, spec)[0]
+
+
+@pytest.mark.parametrize("name", configs.NAMES)
+def test_every_randomly_initialized_variable_is_its_own_draw(name):
+    # A Keras initializer instance holds one seed, so one instance shared by two variables gives
+    # both the same numbers. The decoupled prior's coupling networks did that: each bias was a
+    # copy of its kernel's first row, so at initialization every layer computed W^T (x + e_0),
+    # a structure PyTorch's independent draws do not have (issue 17).
+    _first_draws(_built(name), {}, "")
+
+
+@pytest.mark.parametrize("name", ["vae", "dpvae"])
+def test_neighbouring_seeds_draw_independent_weights(name):
+    # The encoder once drew from default_rng(seed) and the decoder from default_rng(seed + 1),
+    # so the decoder of seed 0 was the encoder of seed 1 rescaled: two seeds of a study were not
+    # two independent samples of the initialization.
+    seen = {}
+    for seed in (0, 1):
+        _first_draws(_built(name, seed), seen, f"seed {seed}: ")

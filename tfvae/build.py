@@ -78,8 +78,11 @@ def build_model(config, input_shape: tuple, dataset_size: int) -> Autoencoder:
         )
     initialize = lookup(networks.INITIALIZERS, m.initializer, "network initializer")
     if initialize is not None:
-        initialize(encoder, seed=config.seed)
-        initialize(decoder, seed=config.seed + 1)
+        # Two streams per seed, (seed, 0) and (seed, 1): with seed and seed + 1 the decoder of
+        # seed s would redraw the encoder of seed s + 1, so neighbouring seeds were not
+        # independent samples.
+        initialize(encoder, seed=(config.seed, 0))
+        initialize(decoder, seed=(config.seed, 1))
     try:
         prior = build_prior(m.prior.name, d, **_options(m.prior))
     except InvalidValue:

@@ -499,12 +499,13 @@ def torch_fan_in(layer: keras.layers.Layer) -> int:
     return int(shape[0] * shape[1] * shape[2])
 
 
-def torch_initialize(model: keras.Model, seed: int) -> None:
+def torch_initialize(model: keras.Model, seed) -> None:
     """Re-draws every Dense, Conv2D and Conv2DTranspose layer of ``model`` as PyTorch's
     ``nn.Linear`` / ``nn.Conv2d`` / ``nn.ConvTranspose2d`` initialize by default: kernel and
     bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (``kaiming_uniform_(a=sqrt(5))`` reduces to this
     bound), with ``torch_fan_in``. Other layers (batch norm, masked PixelCNN convolutions'
-    masks) keep their Keras initialization."""
+    masks) keep their Keras initialization. ``seed``: anything ``np.random.default_rng`` takes,
+    e.g. ``(config.seed, 0)``."""
     rng = np.random.default_rng(seed)
     kinds = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.Conv2DTranspose)
     for layer in model._flatten_layers(include_self=False):

@@ -14,7 +14,12 @@ and NE-VAE use; otherwise TFDS ``omniglot``, which needs ``data.download`` and a
 Arguments every collapse config declares (``configs.common.parse_arg``):
   ``latent=8|16|32|64``  the latent size d (any positive integer works; default 32);
   ``anneal=0``           no KL annealing (the paper's "no anneal" rows; default 1);
-  ``prior=decoupled``    the dpVAE prior instead of N(0, I) (default ``standard_normal``).
+  ``prior=decoupled``    the dpVAE prior instead of N(0, I) (default ``standard_normal``);
+  ``decoder=small``      a budget setting: a 5-layer, 32-channel PixelCNN (kernels 7, 5, 5, 3,
+                         3) and a 32-filter ResNet encoder with 256 hidden units, ~10x fewer
+                         FLOPs per step than He et al.'s (``decoder=he``, the default). Still
+                         autoregressive, so the VAE can still ignore z; use it to compare methods
+                         at budgets where the full model cannot train (docs/reproduction.md).
 ``smoke`` shrinks the networks (8-channel ResNet, 3-layer 8-channel PixelCNN) besides the steps.
 """
 
@@ -32,8 +37,16 @@ EPOCHS = 100
 ANNEAL_EPOCHS = 10
 ANNEAL_START = 0.1
 LATENT = 32
-DECLARED = ("latent", "anneal", "prior")
+DECLARED = ("latent", "anneal", "prior", "decoder")
 PRIORS = ("standard_normal", "decoupled")
+# decoder=<size>: (ResNet encoder options, PixelCNN decoder options); "he" is He et al.'s.
+SIZES = {
+    "he": ({}, {}),
+    "small": (
+        {"filters": (32, 32, 32), "hidden_units": 256},
+        {"channels": 32, "kernel_sizes": (7, 5, 5, 3, 3)},
+    ),
+}
 
 
 def _net(name: str, **options) -> ml_collections.ConfigDict:
@@ -76,6 +89,9 @@ def collapse_config(
     prior = args.get("prior", "standard_normal")
     if prior not in PRIORS:
         raise ValueError(f"Config argument prior={prior!r}; valid: {list(PRIORS)}.")
+    size = args.get("decoder", "he")
+    if size not in SIZES:
+        raise ValueError(f"Config argument decoder={size!r}; valid: {list(SIZES)}.")
     anneal = args.get("anneal", "1")
     if anneal not in ("0", "1"):
         raise ValueError(f"Config argument anneal={anneal!r} must be 0 or 1.")
@@ -84,8 +100,8 @@ def collapse_config(
     c = common.base_config()
     c.objective = objective
     c.model.latent_dim = _positive_int(args, "latent", LATENT)
-    c.model.encoder = _net("resnet")
-    c.model.decoder = _net("pixelcnn")
+    c.model.encoder = _net("resnet", **SIZES[size][0])
+    c.model.decoder = _net("pixelcnn", **SIZES[size][1])
     c.model.likelihood = _net("bernoulli")
     c.model.prior = common.decoupled_prior() if prior == "decoupled" else _net("standard_normal")
     c.data.name = dataset

@@ -8,6 +8,8 @@ included); this file tests what is specific to issue 4.
 import glob
 import math
 import os
+import subprocess
+import sys
 import types
 
 import keras
@@ -423,6 +425,11 @@ def test_collapse_config_setting_and_latent_argument(name):
         load_config(_config_path(name) + ":latent=0")
     with pytest.raises(ValueError, match="svhn"):
         load_config(_config_path(name) + ":svhn")
+    small = load_config(_config_path(name) + ":decoder=small")
+    assert dict(small.model.decoder.options) == {"channels": 32, "kernel_sizes": (7, 5, 5, 3, 3)}
+    assert dict(small.model.encoder.options) == {"filters": (32, 32, 32), "hidden_units": 256}
+    with pytest.raises(ValueError, match=r"decoder='large'; valid: \['he', 'small'\]"):
+        load_config(_config_path(name) + ":decoder=large")
 
 
 def test_latent_argument_builds_that_latent_size():
@@ -652,3 +659,15 @@ def test_collapse_table_rows_configs_and_budget_scaling():
     assert "(not finished)" in table
     table2 = collapse_table.format_table2({"NE-VAE se": {8: fake}}, dataset="mnist", steps=5)
     assert "| NE-VAE se | 7 | – | – | 8 | 12 | 55 |" in table2
+
+
+def test_collapse_table_small_decoder_from_the_command_line(tmp_path):
+    # As docs/reproduction.md shows it, in smoke size: the setting names the workdirs (so the
+    # two decoders never share a run) and the table's heading.
+    out = tmp_path / "collapse_small"
+    cmd = [sys.executable, "-m", "tools.collapse_table", f"--out={out}", "--decoder=small"]
+    cmd += ["--smoke", "--rows=VAE", "--tables=1", "--steps=4", "--max_examples=20"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "vae_anneal_decodersmall" / "collapse_table.json").exists()
+    assert "(d = 32, 4 steps each, decoder=small)" in (out / "table1.md").read_text()

@@ -4,6 +4,7 @@
     python -m tools.collapse_table --out=runs/collapse --steps=5000 --max_examples=2000
     python -m tools.collapse_table --out=runs/collapse --rows=all --tables=1
     python -m tools.collapse_table --out=/tmp/collapse --smoke --rows=VAE --latents=8
+    python -m tools.collapse_table --out=runs/collapse_small --decoder=small --steps=4400 --tables=1
 
 Every row is a config of ``configs/`` with an argument (``TABLE1``, ``TABLE2``) trained into
 ``<out>/<slug>`` by ``tfvae.trainer.train_and_evaluate`` with the same seed, data set and number
@@ -11,7 +12,9 @@ of steps, then analyzed on the test split (``tfvae.collapse.analyze``: -ELBO, KL
 batches of 50, AU with threshold 0.01, re-encoding error). ``--steps`` is the shared budget;
 when it differs from the configs' 100 epochs, every epoch-based schedule (KL annealing over 10
 epochs, validation and checkpoints once per epoch, hence aggressive training's MI checks) is
-scaled by the same factor, so the runs keep the paper's proportions.
+scaled by the same factor, so the runs keep the paper's proportions. ``--decoder=small`` gives
+every row the collapse configs' ``decoder=small`` setting (a 5-layer, 32-channel PixelCNN, ~14x
+fewer FLOPs per step) for budgets at which He et al.'s decoder cannot train here.
 
 Re-running the same command resumes: a row analyzed at the requested step is not touched, a
 partially trained one continues from its latest checkpoint, a trained one is only analyzed.
@@ -142,14 +145,17 @@ def _fmt(value, digits: int) -> str:
 _DIGITS = {"neg_elbo": 2, "kl": 2, "mutual_information": 2, "active_units": 0}
 
 
-def _budget(steps: int | None) -> str:
-    return f"{steps} steps each" if steps else "each config's own schedule"
+def _budget(steps: int | None, decoder: str = "he") -> str:
+    budget = f"{steps} steps each" if steps else "each config's own schedule"
+    return budget if decoder == "he" else f"{budget}, decoder={decoder}"
 
 
-def format_table1(rows: dict, *, dataset: str, steps: int | None, latent: int = 32) -> str:
+def format_table1(
+    rows: dict, *, dataset: str, steps: int | None, latent: int = 32, decoder: str = "he"
+) -> str:
     """Markdown Table 1: ours (-ELBO, KL, MI, AU, re-encoding error) beside the paper's."""
     lines = [
-        f"# NE-VAE Table 1 on {dataset} (d = {latent}, {_budget(steps)})",
+        f"# NE-VAE Table 1 on {dataset} (d = {latent}, {_budget(steps, decoder)})",
         "",
         "| Method | -ELBO | KL | MI | AU | re-enc. error "
         "| paper -ELBO | paper KL | paper MI | paper AU |",
@@ -168,12 +174,12 @@ def format_table1(rows: dict, *, dataset: str, steps: int | None, latent: int = 
     return "\n".join(lines) + "\n"
 
 
-def format_table2(rows: dict, *, dataset: str, steps: int | None) -> str:
+def format_table2(rows: dict, *, dataset: str, steps: int | None, decoder: str = "he") -> str:
     """Markdown Table 2: AU for each latent size, ours beside the paper's."""
     head = " | ".join(f"AU (d={d})" for d in LATENTS)
     paper_head = " | ".join(f"paper (d={d})" for d in LATENTS)
     lines = [
-        f"# NE-VAE Table 2 on {dataset} ({_budget(steps)})",
+        f"# NE-VAE Table 2 on {dataset} ({_budget(steps, decoder)})",
         "",
         f"| Method | {head} | {paper_head} |",
         "|---|" + "---:|" * (2 * len(LATENTS)),
@@ -208,6 +214,7 @@ def collapse_tables(
     smoke: bool = False,
     max_examples: int | None = None,
     iw_samples: int = 0,
+    decoder: str = "he",
 ) -> dict:
     """Runs the selected rows (resuming) and writes the tables; returns all results."""
     for name in rows:
@@ -226,13 +233,15 @@ def collapse_tables(
             json.dump(results, f, indent=2)
         if table1:
             with open(os.path.join(out, "table1.md"), "w") as f:
-                f.write(format_table1(table1, dataset=dataset, steps=steps))
+                f.write(format_table1(table1, dataset=dataset, steps=steps, decoder=decoder))
         if table2:
             with open(os.path.join(out, "table2.md"), "w") as f:
-                f.write(format_table2(table2, dataset=dataset, steps=steps))
+                f.write(format_table2(table2, dataset=dataset, steps=steps, decoder=decoder))
 
     jobs = [(name, None, *TABLE1[name][:2]) for name in table1]
     jobs += [(name, d, TABLE2[name][0], f"latent={d}") for name in table2 for d in latents]
+    if decoder != "he":  # part of the workdir's name too, so the two settings never mix
+        jobs = [(*job[:3], ",".join(filter(None, (job[3], f"decoder={decoder}")))) for job in jobs]
     for name, latent, config_name, arg in jobs:
         workdir = os.path.join(out, slug(config_name, arg))
         config = build_config(
@@ -261,6 +270,7 @@ def _define_flags():
     flags.DEFINE_bool("smoke", False, "Add ':smoke' to every config (a quick check).")
     flags.DEFINE_integer("max_examples", None, "Analyze only the first test examples.")
     flags.DEFINE_integer("iw_samples", 0, "K for the importance-sampled NLL (0: skip).")
+    flags.DEFINE_enum("decoder", "he", ["he", "small"], "The collapse configs' decoder= setting.")
 
 
 def main(argv):
@@ -280,6 +290,7 @@ def main(argv):
         smoke=f.smoke,
         max_examples=f.max_examples,
         iw_samples=f.iw_samples,
+        decoder=f.decoder,
     )
     for name in ("table1.md", "table2.md"):
         path = os.path.join(f.out, name)

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import configs
+from configs import common
 from tests.smoke import snapshot
 from tfvae import experiment, trainer
 from tfvae.config_loader import load_config
@@ -235,3 +237,20 @@ def test_export_uses_the_fallback_checkpoint(workdir, tmp_path):
     with open(os.path.join(path, export.EXPORT_INFO)) as f:
         info = json.load(f)
     assert info["step"] == 4 and info["checkpoint"].endswith("ckpt-4")
+
+
+def test_every_config_and_dataset_preset_checkpoints_before_its_last_step():
+    # A run that saves only at its end loses everything when stopped. The MaskAAE, AAE and
+    # WAE-MMD manifold presets did (4,500 steps, a checkpoint every 5,000).
+    checked = []
+    for name in configs.NAMES:
+        for dataset in (None, *common.DATASETS):
+            try:
+                path = os.path.join(REPO, "configs", f"{name}.py")
+                config = load_config(path + (f":{dataset}" if dataset else ""))
+            except ValueError:  # a dataset this config does not offer
+                continue
+            train = config.train
+            assert train.checkpoint_every < train.num_steps, (name, dataset)
+            checked.append((name, dataset))
+    assert ("mask_aae", "manifold") in checked and ("vae", None) in checked

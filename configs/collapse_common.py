@@ -16,7 +16,7 @@ Arguments every collapse config declares (``configs.common.parse_arg``):
   ``anneal=0``           no KL annealing (the paper's "no anneal" rows; default 1);
   ``prior=decoupled``    the dpVAE prior instead of N(0, I) (default ``standard_normal``);
   ``decoder=small``      a budget setting: a 5-layer, 32-channel PixelCNN (kernels 7, 5, 5, 3,
-                         3) and a 32-filter ResNet encoder with 256 hidden units, ~10x fewer
+                         3) and a 32-filter ResNet encoder with 256 hidden units, ~14x fewer
                          FLOPs per step than He et al.'s (``decoder=he``, the default). Still
                          autoregressive, so the VAE can still ignore z; use it to compare methods
                          at budgets where the full model cannot train (docs/reproduction.md).

@@ -240,9 +240,10 @@ def collapse_tables(
 
     jobs = [(name, None, *TABLE1[name][:2]) for name in table1]
     jobs += [(name, d, TABLE2[name][0], f"latent={d}") for name in table2 for d in latents]
-    if decoder != "he":  # part of the workdir's name too, so the two settings never mix
-        jobs = [(*job[:3], ",".join(filter(None, (job[3], f"decoder={decoder}")))) for job in jobs]
+    # A config argument, so it names the workdirs too and the two settings never share a run.
+    setting = "" if decoder == "he" else f"decoder={decoder}"
     for name, latent, config_name, arg in jobs:
+        arg = ",".join(a for a in (arg, setting) if a)
         workdir = os.path.join(out, slug(config_name, arg))
         config = build_config(
             config_name, arg, dataset=dataset, steps=steps, seed=seed, smoke=smoke

@@ -14,18 +14,60 @@ from tfvae.optimizers import OPTIMIZERS, build_schedule
 from tfvae.priors import build_prior
 from tfvae.registry import lookup
 
-# train.mixed_precision: a Keras dtype policy; "float32" is full precision.
-MIXED_PRECISION = ("float32", "mixed_bfloat16", "mixed_float16")
+# train.mixed_precision: a Keras dtype policy ("float32" is full precision), or "auto":
+# mixed_bfloat16 where bfloat16 is fast (fast_bfloat16), float32 elsewhere.
+MIXED_PRECISION = ("float32", "mixed_bfloat16", "mixed_float16", "auto")
+# CPU flags (Linux /proc/cpuinfo) of bfloat16 matrix units oneDNN uses: AMX tiles, AVX512-BF16.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags (empty where the file does not exist, e.g. macOS)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def fast_bfloat16(flags: set[str] | None = None) -> str | None:
+    """Why bfloat16 matmuls are faster than float32 on this machine, or None when they are not.
+
+    True of TPUs, of GPUs of compute capability 8.0 or more, and of CPUs with AMX-BF16 or
+    AVX512-BF16 (measured on an AMX Xeon: a 2048^3 matmul at 2,090 against 442 GFLOP/s). On a
+    CPU without them TensorFlow emulates bfloat16, 16x slower than float32 on an AVX2 EPYC
+    (docs/benchmarks.md). ``flags``: the CPU's flags (default: ``cpu_flags()``).
+    """
+    if tf.config.list_logical_devices("TPU"):
+        return "a TPU"
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability and tuple(capability) >= (8, 0):
+            return f"a GPU of compute capability {capability[0]}.{capability[1]}"
+    found = sorted((cpu_flags() if flags is None else flags) & set(BF16_CPU_FLAGS))
+    return f"a CPU with {', '.join(found)}" if found else None
+
+
+def resolve_mixed_precision(name: str, flags: set[str] | None = None) -> str:
+    """``config.train.mixed_precision`` as a Keras dtype policy; "auto" picks mixed_bfloat16
+    where ``fast_bfloat16`` and float32 elsewhere. An unknown name fails, listing the valid."""
+    if name not in MIXED_PRECISION:
+        raise InvalidValue(
+            f"Unknown train.mixed_precision {name!r}; valid: {list(MIXED_PRECISION)}, e.g. "
+            "--config.train.mixed_precision=auto."
+        )
+    if name != "auto":
+        return name
+    return "mixed_bfloat16" if fast_bfloat16(flags) else "float32"
 
 
 @contextlib.contextmanager
 def _dtype_policy(name: str):
-    if name not in MIXED_PRECISION:
-        raise InvalidValue(
-            f"Unknown train.mixed_precision {name!r}; valid: {list(MIXED_PRECISION)}."
-        )
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
+    keras.config.set_dtype_policy(resolve_mixed_precision(name))
     try:
         yield
     finally:
@@ -122,7 +164,7 @@ def build_optimizer(spec: dict, mixed_precision: str = "float32"):
     if schedule is not None:
         opt["learning_rate"] = build_schedule(opt["learning_rate"], **dict(schedule))
     optimizer = cls(**{k: v for k, v in opt.items() if v is not None})
-    if mixed_precision == "mixed_float16":
+    if resolve_mixed_precision(mixed_precision) == "mixed_float16":
         # float16 gradients underflow without dynamic loss scaling (bfloat16 needs none).
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

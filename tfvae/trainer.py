@@ -35,7 +35,7 @@ from tfvae import collapse, distribute, metrics
 from tfvae import data as data_lib
 from tfvae import experiment as experiment_lib
 from tfvae import workdir as workdir_lib
-from tfvae.build import resolve_jit_compile
+from tfvae.build import fast_bfloat16, resolve_jit_compile, resolve_mixed_precision
 from tfvae.config_checks import check_config
 from tfvae.errors import InvalidValue, TrainingStopped
 from tfvae.images import tile_images
@@ -450,6 +450,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
     for name in experiment_lib.remove_stale_temp(exp.manager.directory):
         logging.info("Removed %s, left by a killed checkpoint write.", name)
     totals = {phase.loss_key for phase in model.phases()}
+    if config.train.mixed_precision == "auto":
+        why = fast_bfloat16()
+        logging.info(
+            "train.mixed_precision=auto: %s (%s).",
+            resolve_mixed_precision("auto"),
+            f"bfloat16 is fast on {why}" if why else "no fast bfloat16 here",
+        )
     if exp.restored_from:
         logging.info("Resumed from %s at step %d.", exp.restored_from, exp.step)
     # Non-chief workers write logs into their scratch folder, deleted at the end.

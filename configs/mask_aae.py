@@ -173,9 +173,11 @@ def deterministic_ae_config(
         # The manifold runs last 4,500-4,800 steps: a checkpoint every 500 so a killed one
         # resumes (at 5,000 they saved only at the end and lost everything when stopped).
         checkpoint_every=500 if manifold else 5000,
-        # MLP-only models: XLA fuses their element-wise work and pays even on CPU (MaskAAE
-        # 2.19 -> 2.82 steps/s, AAE 2.25 -> 2.63, WAE-MMD 19.4 -> 21.9; docs/benchmarks.md).
-        jit_compile=True,
+        # XLA on GPU/TPU only, as the conv configs: since the fused Adam and AutoGraph-off
+        # steps, oneDNN without XLA is the faster on CPU for these MLPs too (AMX Xeon,
+        # 2026-12-05: MaskAAE 6.3 against 5.9 steps/s, AAE 6.6 / 6.0, WAE-MMD 62.3 / 51.7;
+        # docs/benchmarks.md). It paid before those (MaskAAE 2.19 -> 2.82 steps/s).
+        jit_compile="auto",
     )
     return common.finalize(c, args)
 

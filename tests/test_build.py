@@ -47,16 +47,13 @@ def test_jit_compile_auto_means_xla_only_on_accelerators():
         resolve_jit_compile("sometimes")
 
 
-# Where tools.benchmark measured XLA faster on CPU too (docs/benchmarks.md): the MLP-only models.
-XLA_BY_DEFAULT = ("wae_mmd", "aae", "mask_aae")
-
-
-@pytest.mark.parametrize("name", ["dpvae", "info_vae", "nevae_se", *XLA_BY_DEFAULT])
-def test_each_config_has_its_measured_xla_default_and_the_switch_overrides_it(name):
-    want = True if name in XLA_BY_DEFAULT else "auto"
-    assert _parse(name=name).train.jit_compile == want
-    off = _parse("--config.train.jit_compile=false", name=name).train.jit_compile
-    assert resolve_jit_compile(off) is False
+@pytest.mark.parametrize("name", ["dpvae", "info_vae", "nevae_se", "wae_mmd", "aae", "mask_aae"])
+def test_every_config_leaves_xla_to_auto_and_the_switch_overrides_it(name):
+    # On CPU oneDNN beats XLA for the conv VAEs and, since the fused Adam, for the MLP-only
+    # WAE/AAE/MaskAAE too (docs/benchmarks.md), so no config forces it on.
+    assert _parse(name=name).train.jit_compile == "auto"
+    on = _parse("--config.train.jit_compile=true", name=name).train.jit_compile
+    assert resolve_jit_compile(on) is True
 
 
 @pytest.mark.parametrize("initializer", ["glorot", "torch"])

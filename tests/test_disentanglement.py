@@ -189,6 +189,31 @@ def test_study_trains_evaluates_and_writes_table_and_figure(tmp_path):
     assert again.returncode == 0 and again.stdout.count("skipped.") == 2, again.stdout[-2000:]
 
 
+def test_study_table_reports_z0_and_the_pair_differences():
+    from tools import disentanglement_study as study
+
+    def report(prior, mig, fid, mig_z0=None):
+        metrics = {"mig": mig, "fid": fid}
+        if mig_z0 is not None:
+            metrics["mig_z0"] = mig_z0
+        return {"prior": prior, "metrics": metrics}
+
+    runs = {
+        "vae": [report("standard_normal", 0.1, 50.0), report("standard_normal", 0.2, 52.0)],
+        "dpvae": [report("decoupled", 0.3, 40.0, 0.25), report("decoupled", 0.4, 42.0, 0.35)],
+        "beta_vae_h": [report("standard_normal", 0.5, 60.0)],
+    }
+    priors = {name: reports[0]["prior"] for name, reports in runs.items()}
+    table = study.format_table(study.summarize(runs), priors, steps=10, seeds=[0, 1], runs=runs)
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| ")}
+    assert "| 0.150 ± 0.071 |" in rows["| vae"] and "| 0.500 |" in rows["| beta_vae_h"]
+    z0 = table.split("generation space.")[1]
+    assert "| dpvae | decoupled | — | — | 0.300 ± 0.071 |" in z0 and "| vae |" not in z0
+    # Welch: MIG 0.35 - 0.15 = +0.2, standard error 0.0707, t = 2.83 on 2 df: p = 0.106.
+    assert "| vae / dpvae | — | — | +0.200 (p=0.11) |" in table
+    assert "beta_vae_h / beta_dpvae_h" not in table  # no dp run yet
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", __import__("tools.reproduce").reproduce.TABLE1_CONFIGS)
 def test_every_table1_config_trains_and_evaluates_on_dsprites(name, tmp_path):

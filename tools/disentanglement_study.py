@@ -27,7 +27,7 @@ from absl import app, flags
 
 from tfvae import cli, evaluation
 from tfvae.errors import InvalidValue
-from tools import reproduce, sweep
+from tools import reproduce, sweep, verdicts
 
 FLAGS = flags.FLAGS
 DATASET = "dsprites"
@@ -84,38 +84,97 @@ def _decoupled(report: dict) -> bool:
     return report.get("prior") == "decoupled"
 
 
+# The disentanglement columns, which decoupled priors also have on z0 (metrics.json "<key>_z0").
+Z0_COLUMNS = COLUMNS[:8]
+
+
+def _values(reports: list[dict], key: str) -> list[float]:
+    values = [r["metrics"][key] for r in reports if r and key in r.get("metrics", {})]
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
 def summarize(runs: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float, float, int]]]:
-    """config -> metric -> (mean, standard deviation, number of seeds) over finished runs."""
+    """config -> metric -> (mean, standard deviation, number of seeds) over finished runs;
+    the z0 columns of decoupled priors as ``<key>_z0``."""
     out = {}
     for name, reports in runs.items():
         out[name] = {}
-        for key, _, _ in COLUMNS:
-            values = [r["metrics"][key] for r in reports if r and key in r.get("metrics", {})]
-            values = [v for v in values if v is not None and math.isfinite(v)]
+        keys = [k for k, _, _ in COLUMNS] + [f"{k}_z0" for k, _, _ in Z0_COLUMNS]
+        for key in keys:
+            values = _values(reports, key)
             if values:
                 std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
                 out[name][key] = (float(np.mean(values)), std, len(values))
     return out
 
 
-def format_table(summary: dict, priors: dict[str, str], *, steps, seeds) -> str:
-    header = "| config | prior | " + " | ".join(h for _, h, _ in COLUMNS) + " |"
+def _cell(entry, digits: int) -> str:
+    if entry is None:
+        return "—"
+    mean, std, n = entry
+    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _rows(summary, priors, columns, *, suffix: str = "", only=None) -> list[str]:
+    lines = [
+        "| config | prior | " + " | ".join(h for _, h, _ in columns) + " |",
+        "|" + "---|" * (len(columns) + 2),
+    ]
+    for name, row in summary.items():
+        if only is not None and priors.get(name) != only:
+            continue
+        cells = [_cell(row.get(key + suffix), digits) for key, _, digits in columns]
+        lines.append(f"| {name} | {priors.get(name, 'not run yet')} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _difference(baseline: list[float], treated: list[float], digits: int) -> str:
+    c = verdicts.compare(baseline, treated)
+    if c is None:
+        return "—"
+    p = "one seed" if c.p_value is None else f"p={c.p_value:.2g}"
+    return f"{c.delta:+.{digits}f} ({p})"
+
+
+def format_pairs(runs: dict[str, list[dict]]) -> list[str]:
+    """dp - standard per regularizer on every column (on z), with Welch's p over seeds."""
+    pairs = [(std, dp) for dp, std in reproduce.PAIRS.items() if runs.get(std) and runs.get(dp)]
+    if not pairs:
+        return []
+    lines = [
+        "",
+        "dp - standard per regularizer (on z), with Welch's p over seeds (p < "
+        f"{verdicts.ALPHA}: beyond the seed spread). The scores are better higher; FID, "
+        "FID (LP), sKL and TC lower.",
+        "",
+        "| pair | " + " | ".join(h for _, h, _ in COLUMNS) + " |",
+        "|" + "---|" * (len(COLUMNS) + 1),
+    ]
+    for std, dp in pairs:
+        cells = [
+            _difference(_values(runs[std], key), _values(runs[dp], key), digits)
+            for key, _, digits in COLUMNS
+        ]
+        lines.append(f"| {std} / {dp} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def format_table(summary: dict, priors: dict[str, str], *, steps, seeds, runs=None) -> str:
+    """The Markdown report: every config on z; the decoupled priors on z0; dp - standard."""
     lines = [
         f"dSprites, {steps} steps, seeds {', '.join(map(str, seeds))}: mean ± std over seeds "
         "(disentanglement on z, the encoder mean).",
         "",
-        header,
-        "|" + "---|" * (len(COLUMNS) + 2),
+        *_rows(summary, priors, COLUMNS),
     ]
-    for name, row in summary.items():
-        cells = []
-        for key, _, digits in COLUMNS:
-            if key in row:
-                mean, std, n = row[key]
-                cells.append(f"{mean:.{digits}f} ± {std:.{digits}f}")
-            else:
-                cells.append("—")
-        lines.append(f"| {name} | {priors.get(name, 'not run yet')} | " + " | ".join(cells) + " |")
+    if any(priors.get(n) == "decoupled" and "mig_z0" in row for n, row in summary.items()):
+        lines += [
+            "",
+            "The decoupled priors' disentanglement on z0 = f^-1(z), the generation space.",
+            "",
+            *_rows(summary, priors, Z0_COLUMNS, suffix="_z0", only="decoupled"),
+        ]
+    lines += format_pairs(runs or {})
     return "\n".join(lines) + "\n"
 
 
@@ -183,7 +242,7 @@ def study(configs, *, out: str, steps, seeds, smoke: bool, options) -> str:
             priors[name] = "decoupled" if _decoupled(report) else "standard_normal"
             summary = summarize(runs)
             described = steps if steps is not None else "each config's own"
-            table = format_table(summary, priors, steps=described, seeds=seeds)
+            table = format_table(summary, priors, steps=described, seeds=seeds, runs=runs)
             with open(os.path.join(out, "table.md"), "w") as f:
                 f.write(table)
             with open(os.path.join(out, "summary.json"), "w") as f:

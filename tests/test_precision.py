@@ -79,6 +79,10 @@ def test_verdict_names_the_numbers_outside_the_spread():
     diffs = pp.compare_config(results)
     assert set(diffs) == {"fid", "val/loss"}
     assert pp.verdict(diffs) == f"{pp.DIFFERS}: val/loss"  # +3.25 std against fid's 0
+    # Welch separates val/loss too (p = 0.019), and not fid (p = 1).
+    table = pp.format_table({"c": results}, dataset="d", steps=5, seeds=[0, 1, 2])
+    assert f"| c | 3 | 2 | {pp.DIFFERS}: val/loss | val/loss |" in table
+    assert "| c | val/loss | 6.0 ± 1.0 | 9.2 ± 0.4 | +3.2 | +3.2 | 0.019 |" in table
     results["mixed_bfloat16"] = [{"fid": 2.5, "val/loss": 6.5}, {"fid": 1.5, "val/loss": 6.0}]
     assert pp.verdict(pp.compare_config(results)) == pp.PARITY
     results["float32"] = results["float32"][:1]
@@ -100,7 +104,7 @@ def test_precision_parity_from_the_command_line(tmp_path):
         assert stored["train"]["mixed_precision"] == precision
         assert "skl" in json.loads((workdir / "metrics.json").read_text())["metrics"]
     table = (out / "table.md").read_text()
-    assert f"| dpvae | 1 | 1 | {verdicts.ONE_SEED} |" in table
+    assert f"| dpvae | 1 | 1 | {verdicts.ONE_SEED} | – |" in table
     assert "| dpvae | val/loss |" in table and "| dpvae | skl |" in table
     bad = subprocess.run(
         [*cmd[:4], "--metrics=fidd"], cwd=REPO, capture_output=True, text=True, timeout=600

@@ -14,7 +14,8 @@ validation terms (``train_metrics.json``) and the evaluation metrics: the mean a
 deviation of each precision over seeds, the difference mixed_bfloat16 - float32 in units of
 float32's seed-to-seed standard deviation, and Welch's p. A config is at **parity** when every
 difference is within ``TOLERANCE`` float32 standard deviations; with one float32 seed there is
-no spread and the verdict is "one seed".
+no spread and the verdict is "one seed". The numbers Welch's test separates (p < 0.05, which
+weighs the bfloat16 seeds' spread too) are listed beside the verdict.
 """
 
 import dataclasses
@@ -148,13 +149,22 @@ def format_table(results: dict[str, dict[str, list[dict]]], *, dataset, steps, s
         f"Parity: every difference within {TOLERANCE:g} standard deviations of float32 over "
         "seeds. Validation terms are the final `train_metrics.json` values.",
         "",
-        "| config | float32 seeds | mixed_bfloat16 seeds | verdict |",
-        "|---|---:|---:|---|",
+        "| config | float32 seeds | mixed_bfloat16 seeds | verdict | separated by Welch "
+        f"(p < {verdicts.ALPHA}) |",
+        "|---|---:|---:|---|---|",
     ]
     comparisons = {name: compare_config(by_p) for name, by_p in results.items()}
     for name, by_p in results.items():
         n32, n16 = (len(by_p.get(p, [])) for p in PRECISIONS)
-        lines.append(f"| {name} | {n32} | {n16} | {verdict(comparisons[name])} |")
+        diffs = comparisons[name]
+        welch = [
+            k
+            for k, d in diffs.items()
+            if d and d.p_value is not None and d.p_value < verdicts.ALPHA
+        ]
+        measured = any(d and d.p_value is not None for d in diffs.values())
+        separated = ", ".join(welch) if welch else ("none" if measured else "–")
+        lines.append(f"| {name} | {n32} | {n16} | {verdict(diffs)} | {separated} |")
     lines += [
         "",
         "| config | number | float32 | mixed_bfloat16 | bf16 - fp32 | in fp32 std | Welch p |",

@@ -51,12 +51,7 @@ METRICS = ("disentanglement", "fid", "fid_lp", "skl")
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     fv = {"flag_values": flag_values}
     flags.DEFINE_string("out", None, "Folder of the workdirs, table.md and figure.png.", **fv)
-    flags.DEFINE_list(
-        "configs",
-        [f"configs/{name}.py" for name in reproduce.TABLE1_CONFIGS],
-        "Config files (the 12 Table-1 configs by default).",
-        **fv,
-    )
+    reproduce.define_configs_flag(flag_values)
     flags.DEFINE_integer("steps", None, "Training steps (default: each config's own).", **fv)
     flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; one run per config and seed.", **fv)
     flags.DEFINE_bool("smoke", False, "Add ',smoke' to every config (a quick check).", **fv)

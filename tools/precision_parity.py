@@ -1,9 +1,10 @@
 """Is bfloat16 safe? Each config trained in float32 and in mixed_bfloat16, compared with the
 seed spread of float32.
 
-    python -m tools.precision_parity --out=runs/parity --steps=3000 --seeds=0,1,2
+    python -m tools.precision_parity --out=runs/parity --steps=2000 --seeds=0,1,2 \
+        --num_samples=5000
     python -m tools.precision_parity --out=/tmp/parity --configs=configs/dpvae.py --smoke \
-        --seeds=0,1 --metrics=fid --num_samples=64
+        --seeds=0 --metrics=skl --num_samples=64
 
 Every config (``--configs``, the dpVAE paper's 12 Table-1 configs by default) is trained on
 ``--dataset`` for every seed with ``train.mixed_precision`` set to each of ``PRECISIONS`` into
@@ -41,12 +42,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     """The CLI's flags (defined when run, so importing this module defines none)."""
     fv = {"flag_values": flag_values}
     flags.DEFINE_string("out", None, "Folder of the workdirs and table.md.", **fv)
-    flags.DEFINE_list(
-        "configs",
-        [f"configs/{name}.py" for name in reproduce.TABLE1_CONFIGS],
-        "Config files (the 12 Table-1 configs by default).",
-        **fv,
-    )
+    reproduce.define_configs_flag(flag_values)
     flags.DEFINE_string("dataset", "fashion_mnist", "Dataset preset of every config.", **fv)
     flags.DEFINE_integer("steps", None, "Training steps (default: each config's own).", **fv)
     flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; one run per config, precision, seed.", **fv)

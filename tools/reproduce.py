@@ -137,16 +137,21 @@ AUTHORS_ROWS = {"vae": "authors_vae", "dpvae": "authors_dpvae"}
 FLAGS = flags.FLAGS
 
 
-def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
-    """The CLI's flags (defined when run, so importing this module defines none)."""
-    d = evaluation.EvalOptions()
-    fv = {"flag_values": flag_values}
+def define_configs_flag(flag_values: flags.FlagValues = FLAGS) -> None:
+    """``--configs``, the config files of a study tool: the 12 Table-1 configs by default."""
     flags.DEFINE_list(
         "configs",
         [f"configs/{name}.py" for name in TABLE1_CONFIGS],
         "Config files (the paper's 12 Table-1 configs by default).",
-        **fv,
+        flag_values=flag_values,
     )
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """The CLI's flags (defined when run, so importing this module defines none)."""
+    d = evaluation.EvalOptions()
+    fv = {"flag_values": flag_values}
+    define_configs_flag(flag_values)
     flags.DEFINE_string("dataset", "fashion_mnist", "Dataset preset of every config.", **fv)
     flags.DEFINE_integer(
         "steps",

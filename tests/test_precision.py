@@ -63,6 +63,11 @@ def test_difference_is_measured_in_float32_standard_deviations():
     # float32 [1, 2, 3]: mean 2, sample std 1.
     d = pp.difference([1.0, 2.0, 3.0], [3.4, 3.6])
     assert d.delta == pytest.approx(1.5) and d.in_std == pytest.approx(1.5) and d.within
+    # The rule's false-alarm rate at 3 and 3 seeds: delta / (s sqrt(2/3)) is t with 2 degrees of
+    # freedom, P(|t| > x) = 1 - x / sqrt(2 + x^2); x = 2 / sqrt(2/3) = sqrt(6): 1 - sqrt(3)/2.
+    assert pp.difference([1.0, 2.0, 3.0], [3.0, 3.0, 3.1]).chance == pytest.approx(
+        1 - math.sqrt(3) / 2
+    )
     far = pp.difference([1.0, 2.0, 3.0], [4.5, 4.6])
     assert far.in_std == pytest.approx(2.55) and not far.within
     assert 0 < far.p_value < 0.05
@@ -83,6 +88,11 @@ def test_verdict_names_the_numbers_outside_the_spread():
     table = pp.format_table({"c": results}, dataset="d", steps=5, seeds=[0, 1, 2])
     assert f"| c | 3 | 2 | {pp.DIFFERS}: val/loss | val/loss |" in table
     assert "| c | val/loss | 6.0 ± 1.0 | 9.2 ± 0.4 | +3.2 | +3.2 | 0.019 |" in table
+    # 3 and 2 seeds: each number falls outside by chance with P(|t_2| > 2 / sqrt(1/3 + 1/2)).
+    x = 2 / math.sqrt(1 / 3 + 1 / 2)
+    chance = 2 * (1 - x / math.sqrt(2 + x**2))
+    assert "1 of 2 numbers outside 2 float32 standard deviations, where identical " in table
+    assert f"would put {chance:.1f} outside" in table and "1 of 2 separated by Welch" in table
     results["mixed_bfloat16"] = [{"fid": 2.5, "val/loss": 6.5}, {"fid": 1.5, "val/loss": 6.0}]
     assert pp.verdict(pp.compare_config(results)) == pp.PARITY
     results["float32"] = results["float32"][:1]

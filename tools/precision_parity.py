@@ -16,7 +16,10 @@ deviation of each precision over seeds, the difference mixed_bfloat16 - float32 
 float32's seed-to-seed standard deviation, and Welch's p. A config is at **parity** when every
 difference is within ``TOLERANCE`` float32 standard deviations; with one float32 seed there is
 no spread and the verdict is "one seed". The numbers Welch's test separates (p < 0.05, which
-weighs the bfloat16 seeds' spread too) are listed beside the verdict.
+weighs the bfloat16 seeds' spread too) are listed beside the verdict. Both rules raise false
+alarms: with 3 seeds a side, a number that has the same distribution in both precisions falls
+outside 2 standard deviations 13 % of the time. So the table also counts, over all configs, the
+numbers outside each rule against the count chance alone gives.
 """
 
 import dataclasses
@@ -26,6 +29,7 @@ import os
 import sys
 
 from absl import app, flags
+from scipy import stats
 
 from tfvae import cli, evaluate, evaluation
 from tools import reproduce, sweep, verdicts
@@ -90,6 +94,16 @@ class Difference:
     def within(self) -> bool | None:
         return None if self.in_std is None else abs(self.in_std) <= TOLERANCE
 
+    @property
+    def chance(self) -> float | None:
+        """How often a number whose two precisions have the same normal distribution falls
+        outside the rule with these seed counts: delta / (s sqrt(1/n + 1/m)) is Student's t
+        with n - 1 degrees of freedom (n float32 and m bfloat16 seeds, s the float32 std)."""
+        n, m = self.float32.n, self.bfloat16.n
+        if n < 2:
+            return None
+        return float(2 * stats.t.sf(TOLERANCE / math.sqrt(1 / n + 1 / m), n - 1))
+
 
 def difference(float32, bfloat16) -> Difference | None:
     """The comparison of the per-seed values of one number (None when a side has none)."""
@@ -132,6 +146,25 @@ def compare_config(by_precision: dict[str, list[dict]]) -> dict[str, Difference 
     }
 
 
+def chance_summary(comparisons: dict[str, dict[str, Difference | None]]) -> list[str]:
+    """How many numbers of all configs fail each rule, against how many would by chance alone
+    if bfloat16 and float32 gave the same distribution (the rules' false-alarm rates)."""
+    diffs = [d for by_key in comparisons.values() for d in by_key.values() if d is not None]
+    spread = [d for d in diffs if d.chance is not None]
+    welch = [d for d in diffs if d.p_value is not None]
+    if not spread:
+        return []
+    outside = sum(not d.within for d in spread)
+    expected = sum(d.chance for d in spread)
+    separated = sum(d.p_value < verdicts.ALPHA for d in welch)
+    return [
+        f"All configs: {outside} of {len(spread)} numbers outside {TOLERANCE:g} float32 "
+        f"standard deviations, where identical distributions would put {expected:.1f} "
+        f"outside by chance at these seed counts; {separated} of {len(welch)} separated by "
+        f"Welch's test, {verdicts.ALPHA * len(welch):.1f} by chance."
+    ]
+
+
 def _digits(key: str) -> int:
     return 1 if key in ("fid", "fid_lp") or key.startswith("val/") else 3
 
@@ -161,6 +194,7 @@ def format_table(results: dict[str, dict[str, list[dict]]], *, dataset, steps, s
         measured = any(d and d.p_value is not None for d in diffs.values())
         separated = ", ".join(welch) if welch else ("none" if measured else "–")
         lines.append(f"| {name} | {n32} | {n16} | {verdict(diffs)} | {separated} |")
+    lines += ["", *chance_summary(comparisons)]
     lines += [
         "",
         "| config | number | float32 | mixed_bfloat16 | bf16 - fp32 | in fp32 std | Welch p |",

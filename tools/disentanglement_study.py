@@ -18,11 +18,9 @@ on z0 (``*_z0``) for the dp configs.
 
 import dataclasses
 import json
-import math
 import os
 import sys
 
-import numpy as np
 from absl import app, flags
 
 from tfvae import cli, evaluation
@@ -84,8 +82,8 @@ Z0_COLUMNS = COLUMNS[:8]
 
 
 def _values(reports: list[dict], key: str) -> list[float]:
-    values = [r["metrics"][key] for r in reports if r and key in r.get("metrics", {})]
-    return [v for v in values if v is not None and math.isfinite(v)]
+    """The runs' values of ``key`` (``tools.verdicts`` drops the missing and non-finite)."""
+    return [r["metrics"][key] for r in reports if r and key in r.get("metrics", {})]
 
 
 def summarize(runs: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float, float, int]]]:
@@ -96,18 +94,14 @@ def summarize(runs: dict[str, list[dict]]) -> dict[str, dict[str, tuple[float, f
         out[name] = {}
         keys = [k for k, _, _ in COLUMNS] + [f"{k}_z0" for k, _, _ in Z0_COLUMNS]
         for key in keys:
-            values = _values(reports, key)
-            if values:
-                std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-                out[name][key] = (float(np.mean(values)), std, len(values))
+            s = verdicts.summarize(_values(reports, key))
+            if s is not None:
+                out[name][key] = (s.mean, s.std, s.n)
     return out
 
 
 def _cell(entry, digits: int) -> str:
-    if entry is None:
-        return "—"
-    mean, std, n = entry
-    return f"{mean:.{digits}f}" if n == 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return "—" if entry is None else verdicts.Summary(*entry).format(digits)
 
 
 def _rows(summary, priors, columns, *, suffix: str = "", only=None) -> list[str]:

@@ -95,6 +95,11 @@ class Difference:
         return None if self.in_std is None else abs(self.in_std) <= TOLERANCE
 
     @property
+    def separated(self) -> bool:
+        """Welch's test puts the difference beyond the seed spread (p < ``verdicts.ALPHA``)."""
+        return self.p_value is not None and self.p_value < verdicts.ALPHA
+
+    @property
     def chance(self) -> float | None:
         """How often a number whose two precisions have the same normal distribution falls
         outside the rule with these seed counts: delta / (s sqrt(1/n + 1/m)) is Student's t
@@ -156,7 +161,7 @@ def chance_summary(comparisons: dict[str, dict[str, Difference | None]]) -> list
         return []
     outside = sum(not d.within for d in spread)
     expected = sum(d.chance for d in spread)
-    separated = sum(d.p_value < verdicts.ALPHA for d in welch)
+    separated = sum(d.separated for d in welch)
     return [
         f"All configs: {outside} of {len(spread)} numbers outside {TOLERANCE:g} float32 "
         f"standard deviations, where identical distributions would put {expected:.1f} "
@@ -186,11 +191,7 @@ def format_table(results: dict[str, dict[str, list[dict]]], *, dataset, steps, s
     for name, by_p in results.items():
         n32, n16 = (len(by_p.get(p, [])) for p in PRECISIONS)
         diffs = comparisons[name]
-        welch = [
-            k
-            for k, d in diffs.items()
-            if d and d.p_value is not None and d.p_value < verdicts.ALPHA
-        ]
+        welch = [k for k, d in diffs.items() if d and d.separated]
         measured = any(d and d.p_value is not None for d in diffs.values())
         separated = ", ".join(welch) if welch else ("none" if measured else "–")
         lines.append(f"| {name} | {n32} | {n16} | {verdict(diffs)} | {separated} |")
